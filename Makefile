@@ -1,0 +1,16 @@
+# The two set-up commands of the README. Both create .venv first (tools/setup_env.sh).
+PYTHON ?= .venv/bin/python
+
+.PHONY: env demo test bench
+
+env:
+	bash tools/setup_env.sh
+
+demo: env
+	$(PYTHON) tools/demo.py
+
+test: env
+	$(PYTHON) -m pytest tests -q
+
+bench: env
+	$(PYTHON) tools/benchmarks/bench_baselines.py

@@ -1,0 +1,5 @@
+_base_ = [
+    '../_base_/models/segformer_b2.py', '../_base_/datasets/synthetic_osd.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/cpu_demo.py'
+]
+model = dict(decode_head=dict(num_classes=5))

@@ -1,0 +1,64 @@
+"""Shared behaviour of the oil-spill datasets: file checks before training and label-format metadata."""
+import os.path as osp
+from typing import List
+
+from mmseg.datasets import BaseSegDataset
+
+from .label_codecs import LABEL_FORMATS
+
+
+class OilSpillBaseDataset(BaseSegDataset):
+    """BaseSegDataset that checks its files up front and tells the loader how to decode labels.
+
+    Every data_info gets ``label_format`` (see :mod:`.label_codecs`), ``num_classes``, ``threshold`` and
+    ``palette`` so that :class:`LoadOilSpillAnnotations` decodes the mask the way this dataset stores it.
+
+    Args:
+        label_format: ``'threshold'``, ``'index'`` or ``'palette'``.
+        threshold: Grey level from which a ``threshold`` mask pixel counts as class 1.
+        check_files: Raise before training if the data root, image folder or any mask is missing.
+        **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`.
+    """
+
+    def __init__(self, label_format: str = 'index', threshold: int = 128, check_files: bool = True,
+                 **kwargs) -> None:
+        if label_format not in LABEL_FORMATS:
+            raise ValueError(f'label_format={label_format!r}; expected one of {LABEL_FORMATS}')
+        self.label_format = label_format
+        self.threshold = threshold
+        self.check_files = check_files
+        kwargs.setdefault('reduce_zero_label', False)
+        if kwargs['reduce_zero_label']:
+            raise ValueError(f'{type(self).__name__}: reduce_zero_label=True would turn class 0 (sea/background) '
+                             'into the ignore index; these datasets label every pixel')
+        super().__init__(**kwargs)
+
+    def _check_dirs(self) -> None:
+        img_dir = self.data_prefix.get('img_path', '')
+        if self.data_root and not osp.isdir(self.data_root):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: data_root {self.data_root!r} does not exist. Point the config at your copy '
+                f'(e.g. --cfg-options train_dataloader.dataset.data_root=PATH) or link it under data/; the README '
+                'shows the expected layout.')
+        if not osp.isdir(img_dir):
+            raise FileNotFoundError(f'{type(self).__name__}: image folder {img_dir!r} does not exist')
+
+    def load_data_list(self) -> List[dict]:
+        if self.check_files and not self.ann_file:
+            self._check_dirs()
+        data_list = super().load_data_list()
+        if self.check_files and not data_list:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: no images ending in {self.img_suffix!r} under '
+                f'{self.data_prefix.get("img_path")!r}')
+        missing = [d['seg_map_path'] for d in data_list
+                   if d.get('seg_map_path') is not None and not osp.isfile(d['seg_map_path'])]
+        if self.check_files and missing:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: {len(missing)} of {len(data_list)} images have no mask '
+                f'(expected <name>{self.seg_map_suffix}); first missing: {missing[:5]}')
+        extra = dict(label_format=self.label_format, threshold=self.threshold,
+                     num_classes=len(self.metainfo['classes']), palette=self.metainfo.get('palette'))
+        for info in data_list:
+            info.update(extra)
+        return data_list

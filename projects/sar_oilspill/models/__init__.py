@@ -1,0 +1,1 @@
+from . import backbones, decode_heads, generators, losses, necks, segmentors  # noqa: F401

@@ -1,0 +1,66 @@
+"""Config handling shared by the command-line tools (train, test, generation)."""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+from mmengine.config import Config, DictAction
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """``--work-dir``, ``--cfg-options`` and ``--launcher`` as in mmseg's tools."""
+    parser.add_argument('--work-dir', help='the directory to save logs, checkpoints and results')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs, e.g. train_dataloader.dataset.data_root=data/sos')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load ``args.config``, apply CLI overrides and pick the work dir and the distributed backend.
+
+    * work dir: ``--work-dir`` > ``work_dir`` in the config > ``work_dirs/<config name>``.
+    * distributed backend: NCCL needs GPUs; with none visible the process group uses gloo, so
+      ``tools/dist_train.sh CONFIG N`` also works on a CPU-only machine.
+    """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    os.environ.setdefault('LOCAL_RANK', str(getattr(args, 'local_rank', 0)))
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    import torch
+    if not torch.cuda.is_available():
+        env_cfg = cfg.setdefault('env_cfg', {})
+        env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return cfg
+
+
+def write_json_atomic(obj: Dict, path: str) -> str:
+    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (never half-written)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def enable_visualization(cfg: Config, show_dir: Optional[str]) -> None:
+    """Turn on SegVisualizationHook drawing for every test image, saving overlays under ``show_dir``."""
+    hooks = cfg.get('default_hooks', {})
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show-dir needs default_hooks.visualization (SegVisualizationHook) in the config')
+    hooks['visualization'].update(draw=True, interval=1)
+    if show_dir:
+        cfg.visualizer['save_dir'] = show_dir

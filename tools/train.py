@@ -1,0 +1,51 @@
+"""Train a segmentor (or SAR-JointNet) from a config, as mmseg's tools/train.py.
+
+Examples:
+    python tools/train.py configs/saross/osd.py
+    python tools/train.py configs/baselines/unet_sos_alos.py --work-dir work_dirs/unet --cfg-options \
+        train_dataloader.dataset.data_root=../data/sos
+    bash tools/dist_train.sh configs/saross/osd.py 2
+"""
+import argparse
+import logging
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+from projects.sar_oilspill.utils.cli import add_common_args, load_config  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--resume', action='store_true', default=False,
+                        help='resume from the latest checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true', default=False, help='automatic mixed precision (GPU)')
+    add_common_args(parser)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args)
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA GPU (AmpOptimWrapper); none is visible')
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print_log('AMP is already enabled in the config', logger='current', level=logging.WARNING)
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg.resume = args.resume
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
