@@ -54,7 +54,7 @@ def main() -> None:
     new = sorted(set(glob.glob(osp.join(ROOT, a.work_dir, 'test_metrics_*.json'))) - before)
     with open(new[-1]) as f:
         metrics = json.load(f)['metrics']
-    overlays = sorted(glob.glob(osp.join(ROOT, a.work_dir, '*', 'overlays', '**', '*.png'), recursive=True))
+    overlays = sorted(glob.glob(osp.join(ROOT, a.work_dir, 'overlays', '**', '*.png'), recursive=True))
     print('\n[3/3] test metrics on the synthetic test split (%):')
     for k in ('mIoU', 'mF1', 'mPrecision', 'mRecall', 'aAcc'):
         print(f'  {k:<11} {metrics[k]:6.2f}')

@@ -46,7 +46,7 @@ def main() -> None:
                                  osp.join(cfg.work_dir, f'test_metrics_{stamp}.json'))
         runner.logger.info(f'metrics saved to {path}')
         if args.show_dir:
-            runner.logger.info(f'overlays written under {osp.join(runner.log_dir, args.show_dir)}')
+            runner.logger.info(f'overlays written under {cfg.visualizer.save_dir}')
 
 
 if __name__ == '__main__':

@@ -7,3 +7,6 @@ losses, loops, hooks, metrics) into mmseg's registries. Configs switch it on wit
 """
 from .version import __version__  # noqa: F401
 from . import datasets, engine, evaluation, models  # noqa: F401,E402
+from .utils.checkpoint_compat import allow_mmengine_checkpoint_types  # noqa: E402
+
+allow_mmengine_checkpoint_types()

@@ -24,7 +24,10 @@ def load_config(args: argparse.Namespace) -> Config:
 
     * work dir: ``--work-dir`` > ``work_dir`` in the config > ``work_dirs/<config name>``.
     * distributed backend: NCCL needs GPUs; with none visible the process group uses gloo, so
-      ``tools/dist_train.sh CONFIG N`` also works on a CPU-only machine.
+      ``tools/dist_train.sh CONFIG N`` also works on a CPU-only machine. mmengine 0.10.7's ``init_dist`` calls
+      ``torch.cuda.set_device`` and wraps the model with ``device_ids=[LOCAL_RANK]``, both of which fail without a
+      GPU, so on CPU the gloo process group is created here (the Runner then finds it initialised) and DDP gets
+      ``device_ids=None``.
     """
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
@@ -41,6 +44,15 @@ def load_config(args: argparse.Namespace) -> Config:
     if not torch.cuda.is_available():
         env_cfg = cfg.setdefault('env_cfg', {})
         env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        if args.launcher == 'pytorch':
+            import torch.distributed as dist
+            if not dist.is_initialized():
+                dist.init_process_group(backend='gloo')
+            wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                                                          find_unused_parameters=cfg.get('find_unused_parameters',
+                                                                                         False))
+            wrapper['device_ids'] = None
+            cfg.model_wrapper_cfg = wrapper
     return cfg
 
 
@@ -57,10 +69,14 @@ def write_json_atomic(obj: Dict, path: str) -> str:
 
 
 def enable_visualization(cfg: Config, show_dir: Optional[str]) -> None:
-    """Turn on SegVisualizationHook drawing for every test image, saving overlays under ``show_dir``."""
+    """Turn on SegVisualizationHook drawing for every test image.
+
+    Overlays (ground truth | prediction) go to ``<work_dir>/<show_dir>/vis_data/vis_image/`` (a relative
+    ``show_dir`` is taken inside the work dir, not the current directory).
+    """
     hooks = cfg.get('default_hooks', {})
     if 'visualization' not in hooks:
         raise RuntimeError('--show-dir needs default_hooks.visualization (SegVisualizationHook) in the config')
     hooks['visualization'].update(draw=True, interval=1)
     if show_dir:
-        cfg.visualizer['save_dir'] = show_dir
+        cfg.visualizer['save_dir'] = show_dir if osp.isabs(show_dir) else osp.join(cfg.work_dir, show_dir)
