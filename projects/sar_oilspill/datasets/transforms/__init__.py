@@ -1,4 +1,6 @@
 from .formatting import PackSegInputsWithSoftLabels
 from .loading import LoadOilSpillAnnotations
+from .mosaic import SoftLabelMosaic
+from .soft_labels import LoadSoftLabels
 
-__all__ = ['LoadOilSpillAnnotations', 'PackSegInputsWithSoftLabels']
+__all__ = ['LoadOilSpillAnnotations', 'LoadSoftLabels', 'PackSegInputsWithSoftLabels', 'SoftLabelMosaic']

@@ -2,7 +2,6 @@
 from typing import Dict
 
 import numpy as np
-import torch
 from mmcv.transforms import to_tensor
 from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs

@@ -1,0 +1,55 @@
+"""Loading of D_aug soft labels (teacher logits)."""
+from typing import Dict
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class LoadSoftLabels(BaseTransform):
+    """Load ``results['soft_logits_path']`` ((K, H, W) ``.npy`` teacher logits) for DAKD training.
+
+    ``label_mode='soft'`` (the paper's DAKD): ``gt_soft_logits`` (H, W, K) float32 is added for the KD loss and
+    ``gt_seg_map`` is all 255 (no hard label, CE ignores the sample). ``label_mode='hard'`` (Table 7's "HL"
+    ablation): ``gt_seg_map = argmax`` of the logits and no soft labels. Both are added to ``seg_fields`` so every
+    geometric transform moves them with the image.
+
+    Args:
+        label_mode: ``'soft'`` or ``'hard'``.
+        ignore_index: Value of "no hard label".
+    """
+
+    def __init__(self, label_mode: str = 'soft', ignore_index: int = 255) -> None:
+        if label_mode not in ('soft', 'hard'):
+            raise ValueError(f'LoadSoftLabels: label_mode={label_mode!r}, expected "soft" or "hard"')
+        self.label_mode = label_mode
+        self.ignore_index = ignore_index
+
+    def transform(self, results: Dict) -> Dict:
+        path = results['soft_logits_path']
+        try:
+            logits = np.load(path)
+        except (OSError, ValueError) as e:
+            raise OSError(f'{path}: unreadable soft labels ({e})') from e
+        k = results.get('num_classes')
+        if logits.ndim != 3 or (k is not None and logits.shape[0] != k):
+            raise ValueError(f'{path}: expected (K={k}, H, W) logits, got shape {logits.shape}')
+        if not np.isfinite(logits).all():
+            raise ValueError(f'{path}: soft labels contain NaN or inf')
+        if 'img_shape' in results and tuple(logits.shape[1:]) != tuple(results['img_shape'][:2]):
+            raise ValueError(f'{path}: logits are {logits.shape[1:]} but the image {results.get("img_path")} is '
+                             f'{tuple(results["img_shape"][:2])}')
+        fields = results.setdefault('seg_fields', [])
+        if self.label_mode == 'soft':
+            results['gt_soft_logits'] = np.ascontiguousarray(logits.transpose(1, 2, 0).astype(np.float32))
+            results['gt_seg_map'] = np.full(logits.shape[1:], self.ignore_index, np.uint8)
+            fields.append('gt_soft_logits')
+        else:
+            results['gt_seg_map'] = logits.argmax(0).astype(np.uint8)
+        fields.append('gt_seg_map')
+        results['reduce_zero_label'] = False
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(label_mode={self.label_mode!r})'

@@ -1,0 +1,3 @@
+from .saross_head import SAROSSHead
+
+__all__ = ['SAROSSHead']

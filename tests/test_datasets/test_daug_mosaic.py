@@ -1,0 +1,130 @@
+"""D_aug loading and the 2x2 soft-label mosaic: geometry of image, hard and soft labels through transforms."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from mmseg.registry import DATASETS
+
+from projects.sar_oilspill.datasets.daug import write_daug_manifest, write_daug_sample
+from projects.sar_oilspill.datasets.osd import OSDDataset
+
+META = dict(classes=OSDDataset.METAINFO['classes'], palette=OSDDataset.METAINFO['palette'])
+
+
+def _make_daug(root, n=4, h=6, w=10, k=5):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        image = np.full((h, w), -1.0 + 0.5 * i)  # tile i has grey level 63.75*i (after [-1,1] -> [0,255])
+        logits = rng.normal(size=(k, h, w))
+        logits[i % k] += 10.0  # tile i is confidently class i % k everywhere
+        logits[:, 0, 0] += 20.0 * np.arange(k)  # a marker at each tile's top-left corner
+        write_daug_sample(str(root), f's{i:06d}', image, logits)
+    write_daug_manifest(str(root), dict(classes=list(META['classes']), num_classes=k))
+    return root
+
+
+def _mix_dataset(root, label_mode='soft', extra=()):
+    inner = dict(type='DAugDataset', data_root=str(root), metainfo=META,
+                 pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadSoftLabels', label_mode=label_mode)])
+    return DATASETS.build(dict(type='MultiImageMixDataset', dataset=inner,
+                               pipeline=[dict(type='SoftLabelMosaic'), *extra,
+                                         dict(type='PackSegInputsWithSoftLabels')]))
+
+
+def test_soft_labels_loaded_and_files_complete(tmp_path):
+    root = _make_daug(tmp_path / 'daug')
+    # a half-written sample (image without logits) is not a sample
+    write_daug_sample(str(root), 's000009', np.zeros((6, 10)), np.zeros((5, 6, 10)))
+    os.remove(root / 'logits' / 's000009.npy')
+    assert not [p for p in os.listdir(root / 'images') if 'tmp' in p]
+    ds = DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=META,
+                             pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadSoftLabels'),
+                                       dict(type='PackSegInputsWithSoftLabels')]))
+    assert len(ds) == 4
+    s = ds[2]['data_samples']
+    assert s.gt_soft_logits.data.shape == (5, 6, 10)
+    assert (s.gt_soft_logits.data.argmax(0)[1:] == 2).all()  # row 0 holds the corner marker
+    assert (s.gt_sem_seg.data == 255).all()  # no hard label in soft mode
+    assert ds[2]['inputs'][0, 0, 0] == 128  # (-1 + 1.0 + 1) * 127.5 rounded
+
+
+def test_hard_label_mode_and_max_samples(tmp_path):
+    root = _make_daug(tmp_path / 'daug')
+    ds = DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=META, max_samples=3,
+                             pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadSoftLabels', label_mode='hard'),
+                                       dict(type='PackSegInputsWithSoftLabels')]))
+    assert len(ds) == 3
+    s = ds[1]['data_samples']
+    assert 'gt_soft_logits' not in s and (s.gt_sem_seg.data[0, 1:] == 1).all()
+    assert s.gt_sem_seg.data[0, 0, 0] == 4  # argmax of the corner marker
+    with pytest.raises(ValueError, match='max_samples=9'):
+        DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=META, max_samples=9))
+
+
+def test_manifest_checks(tmp_path):
+    with pytest.raises(FileNotFoundError, match='manifest.json'):
+        DATASETS.build(dict(type='DAugDataset', data_root=str(tmp_path), metainfo=META))
+    root = _make_daug(tmp_path / 'd2')
+    with pytest.raises(ValueError, match='generated for classes'):
+        DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=dict(classes=('a', 'b'))))
+
+
+def _quadrant_tiles(sample):
+    """Tile index of each quadrant read back from the packed soft labels (class of tile i is i % 5)."""
+    soft = sample['data_samples'].gt_soft_logits.data
+    h, w = soft.shape[1] // 2, soft.shape[2] // 2
+    return [[int(soft[:, r * h:(r + 1) * h, c * w:(c + 1) * w].mean((1, 2)).argmax()) for c in range(2)]
+            for r in range(2)]
+
+
+def test_mosaic_geometry_image_and_soft_labels_aligned(tmp_path):
+    root = _make_daug(tmp_path / 'daug')
+    np.random.seed(0)
+    ds = _mix_dataset(root)
+    out = ds[0]
+    img = out['inputs']
+    assert img.shape == (3, 12, 20)
+    soft = out['data_samples'].gt_soft_logits.data
+    assert soft.shape == (5, 12, 20)
+    q = _quadrant_tiles(out)
+    assert q[0][0] == 0  # the loaded sample is top-left
+    for r in range(2):
+        for c in range(2):
+            tile = q[r][c]
+            quad_img = img[0, r * 6:(r + 1) * 6, c * 10:(c + 1) * 10].float()
+            assert torch.allclose(quad_img, torch.full_like(quad_img, round(63.75 * tile)), atol=1)
+            # the corner marker (logits + arange(K)) sits at each tile's own top-left pixel
+            corner = soft[:, r * 6, c * 10] - soft[:, r * 6 + 1, c * 10 + 1]
+            assert corner.argmax() == 4
+
+
+def test_mosaic_then_flip_keeps_alignment(tmp_path):
+    root = _make_daug(tmp_path / 'daug')
+    ds = _mix_dataset(root, extra=[dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+                                   dict(type='RandomFlip', prob=1.0, direction='vertical')])
+    np.random.seed(1)
+    out = ds[0]
+    img = out['inputs'][0].float()
+    soft = out['data_samples'].gt_soft_logits.data
+    q = _quadrant_tiles(out)
+    assert q[1][1] == 0  # both flips move the loaded tile to bottom-right
+    for r in range(2):
+        for c in range(2):
+            quad = img[r * 6:(r + 1) * 6, c * 10:(c + 1) * 10]
+            assert torch.allclose(quad, torch.full_like(quad, round(63.75 * q[r][c])), atol=1)
+            # marker now at each tile's bottom-right pixel
+            assert (soft[:, (r + 1) * 6 - 1, (c + 1) * 10 - 1] - soft[:, r * 6 + 1, c * 10 + 1]).argmax() == 4
+
+
+def test_mosaic_rejects_mixed_tiles():
+    from projects.sar_oilspill.datasets.transforms import SoftLabelMosaic
+    t = SoftLabelMosaic()
+    base = dict(img=np.zeros((4, 4, 3)), seg_fields=['gt_seg_map'], gt_seg_map=np.zeros((4, 4)))
+    other = dict(img=np.zeros((5, 4, 3)), seg_fields=['gt_seg_map'], gt_seg_map=np.zeros((5, 4)), img_path='x.png')
+    with pytest.raises(ValueError, match='x.png'):
+        t(dict(base, mix_results=[other, other, other]))
+    with pytest.raises(ValueError, match='MultiImageMixDataset'):
+        t(dict(base))
+    json.dumps(repr(t))
