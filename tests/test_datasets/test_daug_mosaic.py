@@ -128,3 +128,27 @@ def test_mosaic_rejects_mixed_tiles():
     with pytest.raises(ValueError, match='MultiImageMixDataset'):
         t(dict(base))
     json.dumps(repr(t))
+
+
+def test_dakd_dataset_combines_real_hard_and_synthetic_soft(synthetic_osd, tmp_path):
+    root = _make_daug(tmp_path / 'daug', h=32, w=48)
+    real = dict(type='OSDDataset', data_root=synthetic_osd,
+                data_prefix=dict(img_path='train/images', seg_map_path='train/labels_1D'),
+                pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations'),
+                          dict(type='PackSegInputs')])
+    ds = DATASETS.build(dict(type='DAKDDataset', real=real,
+                             synthetic=dict(data_root=str(root), mosaic=True, max_samples=3)))
+    assert len(ds) == 12 + 3
+    real_sample, syn_sample = ds[0]['data_samples'], ds[12]['data_samples']
+    assert 'gt_soft_logits' not in real_sample and real_sample.gt_sem_seg.data.max() < 5
+    assert syn_sample.gt_soft_logits.data.shape == (5, 64, 96)  # 2x2 mosaic of 32x48 tiles
+    assert (syn_sample.gt_sem_seg.data == 255).all()
+    hard = DATASETS.build(dict(type='DAKDDataset', real=real, synthetic=dict(data_root=str(root),
+                                                                            label_mode='hard')))
+    s = hard[12]['data_samples']
+    assert 'gt_soft_logits' not in s and s.gt_sem_seg.data.shape == (1, 32, 48)
+    with pytest.raises(ValueError, match='expected keys'):
+        DATASETS.build(dict(type='DAKDDataset', real=real, synthetic=dict(data_root=str(root), mosaics=True)))
+    with pytest.raises(ValueError, match='PackSegInputsWithSoftLabels'):
+        DATASETS.build(dict(type='DAKDDataset', real=real, synthetic=dict(data_root=str(root)),
+                            synthetic_pipeline=[dict(type='PackSegInputs')]))

@@ -1,0 +1,35 @@
+# SAROSS-Net (paper Sec. 3.3): MambaVision-B encoder, UNet++ skip grid of CAFT blocks, conv decoder.
+# Loss (Eq. 10): CE on hard labels + KD on soft labels (D_aug) + soft Dice. The paper's lambda and T values were
+# lost from its text: lambda_kd = 1, lambda_dice = 1, T = 2 are this project's choice.
+# ImageNet weights of NVlabs (mambavision_base_1k.pth.tar) are not downloaded; to start from them:
+#   --cfg-options model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=PATH
+norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size_divisor=32,
+    test_cfg=dict(size_divisor=32))
+model = dict(
+    type='SoftLabelEncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(type='MambaVision', arch='base', out_indices=(0, 1, 2, 3), drop_path_rate=0.3, norm_cfg=norm_cfg),
+    decode_head=dict(
+        type='SAROSSHead',
+        in_channels=[128, 256, 512, 1024],
+        decoder_channels=(256, 128, 64, 32, 16),
+        skip_cfg=dict(type='UNetPPSkip', skip_type='caft', num_heads=(1, 2, 4)),
+        num_classes=2,
+        dropout_ratio=0.1,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=[
+            dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
+            dict(type='KDLoss', temperature=2.0, loss_weight=1.0),
+            dict(type='SoftDiceLoss', loss_weight=1.0),
+        ]),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

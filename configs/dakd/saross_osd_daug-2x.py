@@ -1,0 +1,3 @@
+# Supplementary Table 11: 2x the real set of synthetic tiles (2240 of the 4480 generated).
+_base_ = './saross_osd.py'
+train_dataloader = dict(dataset=dict(synthetic=dict(max_samples=2240)))

@@ -1,0 +1,8 @@
+# DAKD on SOS-Sentinel: real 256 tiles + SAR-JointNet 256 tiles with soft labels.
+_base_ = '../saross/sos_sentinel.py'
+train_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='DAKDDataset',
+        real={{_base_.train_dataloader.dataset}},
+        synthetic=dict(data_root='data/daug/sos_sentinel', label_mode='soft', max_samples=None, mosaic=False)))
