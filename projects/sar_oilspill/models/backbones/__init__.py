@@ -1,0 +1,7 @@
+from .mambavision import MambaVision
+from .selective_scan import (selective_scan_chunked, selective_scan_fn,
+                             selective_scan_sequential)
+
+__all__ = [
+    'MambaVision', 'selective_scan_fn', 'selective_scan_chunked', 'selective_scan_sequential'
+]

@@ -1,0 +1,254 @@
+"""MambaVision backbone: shapes at odd sizes, gradients, NVlabs checkpoint compatibility."""
+import argparse
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmseg.registry import MODELS
+from projects.sar_oilspill.models.backbones import MambaVision
+from projects.sar_oilspill.models.backbones.mambavision import (MambaVisionMixer,
+                                                                window_partition,
+                                                                window_reverse)
+
+REPO = Path(__file__).resolve().parents[3]
+B_KEYS = REPO / '..' / 'shared' / 'notes' / 'mambavision_B_state_dict_keys.txt'
+CONVERTER = REPO / 'tools' / 'model_converters' / 'mambavision_nvlabs_to_mmseg.py'
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def expected_sizes(h, w):
+    return [(math.ceil(h / 2**(i + 2)), math.ceil(w / 2**(i + 2))) for i in range(4)]
+
+
+@pytest.mark.parametrize('hw', [(95, 27), (64, 64), (27, 95), (33, 129)])
+def test_output_shapes_and_values(hw):
+    model = MODELS.build(dict(type='MambaVision', arch='test', out_norm=dict(type='LN2d')))
+    model.init_weights()
+    outs = model(torch.randn(2, 3, *hw))
+    assert isinstance(outs, tuple) and len(outs) == 4
+    for i, (out, size) in enumerate(zip(outs, expected_sizes(*hw))):
+        assert out.shape == (2, 16 * 2**i, *size)
+        assert torch.isfinite(out).all()
+
+
+def test_osd_full_size_shapes():
+    """OSD test images are 1250 wide x 650 high: shapes only (tiny variant, no grad)."""
+    model = MambaVision(arch='test').eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 650, 1250))
+    assert [tuple(o.shape[-2:]) for o in outs] == expected_sizes(650, 1250)
+    assert [tuple(o.shape[-2:]) for o in outs] == [(163, 313), (82, 157), (41, 79), (21, 40)]
+
+
+def test_every_parameter_gets_gradient():
+    model = MambaVision(arch='test', out_norm=dict(type='LN2d'), drop_path_rate=0.1)
+    model.init_weights()
+    model.train()
+    outs = model(torch.randn(2, 3, 45, 37))
+    sum((o**2).mean() for o in outs).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_mixed_blocks_and_no_gamma_without_layer_scale():
+    model = MambaVision(arch='test', layer_scale=None)
+    for level in model.levels[2:]:
+        kinds = [type(b.mixer).__name__ for b in level.blocks]
+        assert kinds == ['MambaVisionMixer', 'Attention']  # depth 2: second half attention
+    assert not any('gamma' in k for k in model.state_dict())
+    tiny = MambaVision(arch='tiny')  # depths 1,3,8,4 -> attention from block 4 and 2
+    assert [type(b.mixer).__name__ for b in tiny.levels[2].blocks].count('Attention') == 4
+    assert [type(b.mixer).__name__ for b in tiny.levels[3].blocks].count('Attention') == 2
+    assert not any('gamma' in k for k in tiny.state_dict())
+    assert tiny.channels == (80, 160, 320, 640)
+
+
+def read_key_file(path):
+    shapes = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith('#'):
+            continue
+        key, shape = line.split('\t')
+        shapes[key] = tuple(int(s) for s in shape.strip('()').split(',') if s.strip())
+    return shapes
+
+
+@pytest.mark.skipif(not B_KEYS.is_file(), reason=f'{B_KEYS} not available')
+def test_base_state_dict_matches_nvlabs_keys():
+    """Every key and shape of NVlabs mamba_vision_B, minus the classifier (norm., head.)."""
+    nvlabs = {k: v for k, v in read_key_file(B_KEYS).items()
+              if not k.startswith(('norm.', 'head.'))}
+    with torch.device('meta'):  # names and shapes only, no allocation
+        model = MambaVision(arch='base')
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert sorted(ours) == sorted(nvlabs)
+    assert ours == nvlabs
+    assert len(ours) == 349
+
+
+def random_checkpoint(path, arch='test', extra=True):
+    """An NVlabs-style .pth.tar: timm layout, weights under `state_dict`, classifier kept."""
+    src = MambaVision(arch=arch)
+    g = torch.Generator().manual_seed(0)
+    state = {k: (torch.randn(v.shape, generator=g) if v.is_floating_point() else v)
+             for k, v in src.state_dict().items()}
+    if extra:
+        dim = src.channels[-1]
+        state.update({'norm.weight': torch.ones(dim), 'norm.bias': torch.zeros(dim),
+                      'norm.running_mean': torch.zeros(dim), 'norm.running_var': torch.ones(dim),
+                      'head.weight': torch.randn(10, dim), 'head.bias': torch.zeros(10)})
+    torch.save({'epoch': 309, 'arch': 'mamba_vision_T', 'state_dict': state,
+                'args': argparse.Namespace(lr=0.005, model='mamba_vision_T')}, path)
+    return state
+
+
+def test_pretrained_init_cfg_loads_nvlabs_checkpoint(tmp_path):
+    path = tmp_path / 'mambavision_test_1k.pth.tar'
+    state = random_checkpoint(path)
+    model = MODELS.build(
+        dict(type='MambaVision', arch='test', out_norm=dict(type='LN2d'),
+             init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    model.init_weights()
+    ours = model.state_dict()
+    for key, value in ours.items():
+        if key.startswith('outnorm'):
+            continue  # new layers of the segmentation wrapper
+        assert torch.equal(value, state[key]), key
+    outs = model(torch.randn(1, 3, 40, 40))
+    assert all(torch.isfinite(o).all() for o in outs)
+
+
+def test_pretrained_from_segmentor_checkpoint(tmp_path):
+    path = tmp_path / 'segmentor.pth'
+    state = {k: v for k, v in random_checkpoint(tmp_path / 'x.pth.tar').items()
+             if not k.startswith(('norm.', 'head.'))}
+    torch.save({'state_dict': {**{'backbone.' + k: v for k, v in state.items()},
+                               'decode_head.conv_seg.weight': torch.zeros(2, 4, 1, 1)}}, path)
+    model = MambaVision(arch='test', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    assert torch.equal(model.state_dict()['levels.3.blocks.1.mixer.qkv.weight'],
+                       state['levels.3.blocks.1.mixer.qkv.weight'])
+
+
+def test_pretrained_missing_file_is_a_clear_error(tmp_path):
+    missing = tmp_path / 'mambavision_base_1k.pth.tar'
+    model = MambaVision(arch='test', init_cfg=dict(type='Pretrained', checkpoint=str(missing)))
+    with pytest.raises(FileNotFoundError, match='mambavision_base_1k.pth.tar'):
+        model.init_weights()
+
+
+def test_pretrained_wrong_variant_raises(tmp_path):
+    path = tmp_path / 'partial.pth.tar'
+    state = random_checkpoint(path, extra=False)
+    del state['levels.2.blocks.0.mixer.A_log']
+    torch.save({'state_dict': state}, path)
+    model = MambaVision(arch='test', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(KeyError, match='A_log'):
+        model.init_weights()
+
+
+def test_converter_drops_classifier_and_checks_keys(tmp_path):
+    spec = importlib.util.spec_from_file_location('mv_converter', CONVERTER)
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    src, dst = tmp_path / 'nv.pth.tar', tmp_path / 'out' / 'backbone.pth'
+    state = random_checkpoint(src)
+    converter.convert([str(src), str(dst), '--arch', 'test'])
+    saved = torch.load(dst, weights_only=True)['state_dict']
+    assert not any(k.startswith(('norm.', 'head.')) for k in saved)
+    model = MambaVision(arch='test')
+    model.load_state_dict(saved, strict=True)
+    assert torch.equal(model.state_dict()['patch_embed.conv_down.0.weight'],
+                       state['patch_embed.conv_down.0.weight'])
+    with pytest.raises(ValueError, match='does not match'):
+        converter.convert([str(src), str(dst), '--arch', 'tiny'])
+
+
+def test_window_partition_order_and_roundtrip():
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).view(2, 3, 4, 6)
+    windows = window_partition(x, 2)  # (2 * 2 * 3, 4, 3)
+    assert windows.shape == (12, 4, 3)
+    # first window of image 0, channel 0: rows 0-1, cols 0-1, row-major
+    assert windows[0, :, 0].tolist() == [0., 1., 6., 7.]
+    # second window: cols 2-3
+    assert windows[1, :, 0].tolist() == [2., 3., 8., 9.]
+    assert torch.equal(window_reverse(windows, 2, 4, 6), x)
+
+
+def naive_scan(u, delta, A, B, C, D):
+    h = torch.zeros(u.shape[0], u.shape[1], A.shape[1], dtype=u.dtype)
+    ys = []
+    for t in range(u.shape[2]):
+        h = torch.exp(delta[:, :, t, None] * A) * h + \
+            delta[:, :, t, None] * B[:, None, :, t] * u[:, :, t, None]
+        ys.append((h * C[:, None, :, t]).sum(-1) + D * u[:, :, t])
+    return torch.stack(ys, -1)
+
+
+def test_mixer_against_nvlabs_recipe():
+    """MambaVisionMixer against the NVlabs forward transcribed with explicit ops (float64):
+    in_proj -> split x,z -> depthwise conv1d (pad 1) + SiLU -> x_proj -> dt_proj(+bias) ->
+    scan with delta = softplus(dt + bias) (bias counted twice, as in NVlabs) -> cat[y, z]."""
+    torch.manual_seed(0)
+    mixer = MambaVisionMixer(32).double()
+    tokens = torch.randn(3, 10, 32, dtype=torch.float64)
+    W = {k: v.detach() for k, v in mixer.state_dict().items()}
+    xz = tokens @ W['in_proj.weight'].T
+    x, z = xz[..., :16].transpose(1, 2), xz[..., 16:].transpose(1, 2)
+    x = F.silu(F.conv1d(x, W['conv1d_x.weight'], padding=1, groups=16))
+    z = F.silu(F.conv1d(z, W['conv1d_z.weight'], padding=1, groups=16))
+    x_dbl = x.transpose(1, 2) @ W['x_proj.weight'].T
+    rank = math.ceil(32 / 16)
+    dt_low, B, C = x_dbl[..., :rank], x_dbl[..., rank:rank + 8], x_dbl[..., rank + 8:]
+    dt = dt_low @ W['dt_proj.weight'].T + W['dt_proj.bias']
+    delta = F.softplus(dt + W['dt_proj.bias']).transpose(1, 2)
+    y = naive_scan(x, delta, -torch.exp(W['A_log']), B.transpose(1, 2), C.transpose(1, 2),
+                   W['D'])
+    expected = torch.cat([y, z], dim=1).transpose(1, 2) @ W['out_proj.weight'].T
+    assert torch.allclose(mixer(tokens), expected, atol=1e-10)
+
+
+def test_frozen_stages_norm_eval_and_out_indices():
+    model = MambaVision(arch='test', frozen_stages=1, norm_eval=True, out_indices=(1, 3),
+                        out_norm=dict(type='BN'))
+    model.train()
+    assert not any(p.requires_grad for p in model.patch_embed.parameters())
+    assert not any(p.requires_grad for p in model.levels[0].parameters())
+    assert all(p.requires_grad for p in model.levels[1].parameters())
+    assert not model.patch_embed.training and not model.levels[0].training
+    assert not model.levels[1].blocks[0].norm1.training  # norm_eval
+    assert hasattr(model, 'outnorm1') and not hasattr(model, 'outnorm0')
+    outs = model(torch.randn(2, 3, 33, 50))
+    assert [tuple(o.shape) for o in outs] == [(2, 32, 5, 7), (2, 128, 2, 2)]
+
+
+def test_with_cp_matches_plain():
+    torch.manual_seed(0)
+    plain = MambaVision(arch='test', window_size=3).eval()
+    ckpt = MambaVision(arch='test', window_size=3, with_cp=True).eval()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 50, 38, requires_grad=True)
+    out_a, out_b = plain(x), ckpt(x)
+    for a, b in zip(out_a, out_b):
+        assert torch.allclose(a, b, atol=1e-6)
+    sum(o.sum() for o in out_b).backward()
+    assert all(p.grad is not None for p in ckpt.levels[3].parameters())
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(arch='huge'), 'unknown arch'),
+    (dict(arch=dict(dim=8, depths=(1, 1, 1, 1))), 'lacks'),
+    (dict(arch='test', window_size=(4, 4, 4)), 'window_size'),
+    (dict(arch='test', out_indices=(4, )), 'out_indices'),
+    (dict(arch='test', layer_scale='yes'), 'layer_scale'),
+])
+def test_invalid_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MambaVision(**kwargs)

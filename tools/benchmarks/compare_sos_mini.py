@@ -1,0 +1,68 @@
+"""Same data, same seed, same wall-clock training budget: SAROSS-Net (CPU-sized) vs stock UNet and SegFormer-B0.
+
+Trains each config on the real SOS subset (palsar train split, 400 tiles) for ``--budget`` seconds of training
+time (TrainTimeBudgetHook; validation excluded), then evaluates on the held-out palsar tiles with tools/test.py
+and prints one table. Run on an otherwise idle machine: the budget is wall-clock.
+
+    python tools/benchmarks/compare_sos_mini.py --data-root ../shared/data/sos_mini --budget 600
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+CONFIGS = ['configs/saross/sos_alos_tiny_cpu.py', 'configs/baselines/unet_sos_alos.py',
+           'configs/baselines/segformer_b0_sos_alos.py']
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data-root', default='../shared/data/sos_mini')
+    p.add_argument('--budget', type=float, default=600, help='training seconds per model')
+    p.add_argument('--batch', type=int, default=8)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--configs', nargs='+', default=CONFIGS)
+    p.add_argument('--work-dir', default='work_dirs/compare_sos_mini')
+    p.add_argument('--seed', type=int, default=0)
+    a = p.parse_args()
+    if not osp.isdir(osp.join(a.data_root, 'train', 'palsar')):
+        raise SystemExit(f'{a.data_root}: no train/palsar folder (SOS layout expected)')
+    rows = []
+    for cfg in a.configs:
+        name = osp.splitext(osp.basename(cfg))[0]
+        wd = osp.join(a.work_dir, name)
+        common = [f'train_dataloader.dataset.data_root={a.data_root}', f'val_dataloader.dataset.data_root={a.data_root}',
+                  f'test_dataloader.dataset.data_root={a.data_root}', f'randomness.seed={a.seed}']
+        train_opts = common + [
+            f'train_dataloader.batch_size={a.batch}', 'train_cfg.type=IterBasedTrainLoop', 'train_cfg.max_iters=1000000',
+            'train_cfg.val_interval=1000000', 'default_hooks.checkpoint.interval=1000000',
+            # one optimiser and schedule for all, so the comparison is about the models
+            'optim_wrapper.type=OptimWrapper', f'optim_wrapper.optimizer.type=AdamW', f'optim_wrapper.optimizer.lr={a.lr}',
+            'optim_wrapper.optimizer.weight_decay=0.01', 'param_scheduler=[]',
+            f'custom_hooks=[dict(type="TrainTimeBudgetHook",budget_s={a.budget})]']
+        subprocess.run([sys.executable, 'tools/train.py', cfg, '--work-dir', wd, '--cfg-options', *train_opts],
+                       check=True, cwd=ROOT)
+        with open(osp.join(ROOT, wd, 'last_checkpoint')) as f:
+            ckpt = f.read().strip()
+        iters = int(re.search(r'iter_(\d+)\.pth', ckpt).group(1))
+        before = set(glob.glob(osp.join(ROOT, wd, 'test_metrics_*.json')))
+        subprocess.run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir', wd, '--cfg-options', *common],
+                       check=True, cwd=ROOT)
+        new = sorted(set(glob.glob(osp.join(ROOT, wd, 'test_metrics_*.json'))) - before)
+        m = json.load(open(new[-1]))['metrics']
+        rows.append((name, iters, m))
+    print(f'\nSOS-ALOS subset ({a.data_root}), {a.budget:.0f} s of training each, batch {a.batch}, AdamW lr {a.lr}, '
+          f'seed {a.seed}; test = held-out palsar tiles')
+    print('| model | iterations in budget | mIoU | IoU oil | F1 (mean) | aAcc |\n|---|---|---|---|---|---|')
+    for name, iters, m in rows:
+        print(f'| {name} | {iters} | {m["mIoU"]:.2f} | {m["IoU.oil_spill"]:.2f} | {m["mF1"]:.2f} | {m["aAcc"]:.2f} |')
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+    main()
