@@ -1,0 +1,3 @@
+from .time_budget_hook import TrainTimeBudgetHook
+
+__all__ = ['TrainTimeBudgetHook']
