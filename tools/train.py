@@ -8,10 +8,9 @@ Examples:
 """
 import argparse
 import os
-# Without an explicit OpenMP thread count, CPU training through the Runner ran ~10x slower here (threads
-# oversubscribed); use the CPUs this process may run on unless the user chose a number.
+# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
 os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else (os.cpu_count() or 1)))
+                                             else os.cpu_count() or 1))
 import logging
 import os.path as osp
 import sys

@@ -6,6 +6,10 @@ image, the configs' test mode) on one image. Timings are medians; run on an idle
 
     python tools/benchmarks/bench_baselines.py [--configs ...] [--size 256 256] [--batch 2] [--iters 5]
 """
+import os
+# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
+os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+                                             else os.cpu_count() or 1))
 import argparse
 import os.path as osp
 import statistics

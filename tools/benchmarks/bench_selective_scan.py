@@ -18,6 +18,10 @@ Example::
         --repeats 10 --threads 2
     python tools/benchmarks/bench_selective_scan.py --window-size 8 8 64 32   # NVlabs ADE20K
 """
+import os
+# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
+os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+                                             else os.cpu_count() or 1))
 import argparse
 import math
 import statistics
