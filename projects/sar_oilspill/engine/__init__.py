@@ -1,3 +1,8 @@
+from .jointnet_generation_loop import JointNetGenerationLoop, sample_seed, shard_indices
+from .jointnet_train_loop import JointNetTrainLoop, stage_of_iter
 from .time_budget_hook import TrainTimeBudgetHook
 
-__all__ = ['TrainTimeBudgetHook']
+__all__ = [
+    'TrainTimeBudgetHook', 'JointNetTrainLoop', 'JointNetGenerationLoop', 'stage_of_iter', 'sample_seed',
+    'shard_indices'
+]

@@ -1,0 +1,13 @@
+# SAR-JointNet on SOS-Sentinel, paper Sec. 4.2: 50K/150K/50K iterations, batch 16 per GPU x 2 GPUs, b = 0.466.
+_base_ = [
+    '../_base_/models/sar_jointnet.py', '../_base_/datasets/sos_sentinel.py', '../_base_/default_runtime.py',
+    '../_base_/schedules/jointnet_3stage.py'
+]
+# SAR-JointNet has no validation/test loop; generation: tools/generate_daug.py.
+val_dataloader = None
+val_evaluator = None
+test_dataloader = None
+test_evaluator = None
+model = dict(balancing_factor=0.466, num_classes=2)
+train_cfg = dict(stage_iters=(50000, 150000, 50000))
+generation_cfg = dict(out_dir='data/daug/sos_sentinel', num_samples=13416)

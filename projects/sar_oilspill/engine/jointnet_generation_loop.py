@@ -1,0 +1,255 @@
+"""Generation of D_aug (SAR tiles + per-pixel logits) with a trained SAR-JointNet (paper Alg. 2, Sec. 3.1)."""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.dist import barrier, get_dist_info
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
+from mmengine.utils import ProgressBar
+from mmseg.registry import LOOPS
+
+from ..datasets.daug import DAUG_FORMAT, daug_sample_exists, write_daug_manifest, write_daug_sample
+
+#: Multiplier of the per-sample seed rule ``seed_i = base_seed * SEED_STRIDE + i`` (a prime, so runs with
+#: different base seeds do not share sample seeds for any realistic number of samples).
+SEED_STRIDE = 1_000_003
+
+#: Manifest entries that must agree before new samples are added to an existing D_aug folder.
+_COMPAT_KEYS = ('classes', 'num_classes', 'balancing_factor', 'base_seed', 'num_inference_steps', 'eta',
+                'timestep_spacing', 'size', 'checkpoint', 'name_prefix')
+
+
+def sample_seed(base_seed: int, index: int) -> int:
+    """Seed of sample ``index`` (each sample's noise comes only from its own generator)."""
+    return int(base_seed) * SEED_STRIDE + int(index)
+
+
+def shard_indices(num_samples: int, rank: int, world_size: int) -> List[int]:
+    """Sample indices of one process: ``i % world_size == rank`` (disjoint, together all of ``range(N)``)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f'rank {rank} outside [0, {world_size})')
+    return list(range(rank, int(num_samples), world_size))
+
+
+@LOOPS.register_module()
+class JointNetGenerationLoop(BaseLoop):
+    """Writes ``num_samples`` generated image/logit pairs of a stage-2/3 SAR-JointNet to ``out_dir``.
+
+    Layout: see :class:`~projects.sar_oilspill.datasets.DAugDataset` (``images/<name>.png``,
+    ``logits/<name>.npy`` float16 ``(K, H, W)``, ``manifest.json``). Sample ``i`` is named
+    ``f'{name_prefix}{i:06d}'`` and uses seed ``base_seed * 1000003 + i``: its result does not depend on the
+    batch size, the number of processes or on which run produced it.
+
+    * Sharding: process ``r`` of ``W`` generates the indices ``i % W == r``; no two processes write the same file.
+    * Resume: samples whose two files exist are skipped (each file is written to a temporary name and renamed,
+      so an interrupted run leaves no half pair). Adding samples to an existing folder is allowed only when the
+      manifest's settings (checkpoint, seeds, sampler, size, classes, ``b``) match; otherwise it is an error.
+    * ``manifest.json`` is written by rank 0 before generation (``complete: false``) and rewritten with
+      ``complete: true`` and the sample list when every sample exists.
+    * Throughput (samples/s, per process and overall) is logged and returned.
+
+    Args:
+        runner (Runner): Runner holding the SARJointNet (checkpoint loaded by the caller, e.g.
+            ``tools/generate_daug.py``).
+        out_dir (str): D_aug folder.
+        num_samples (int): Total number of samples ``N`` over all processes.
+        batch_size (int): Samples per sampling call (per process).
+        base_seed (int): Base of the per-sample seeds.
+        num_inference_steps (int, optional): DDIM steps (default the model's ``test_cfg``, 200).
+        eta (float, optional): DDIM eta (default the model's ``test_cfg``, 0).
+        size (int | tuple, optional): Tile size ``(H, W)``; default the U-Net ``sample_size``.
+        name_prefix (str): Prefix of the sample names.
+        checkpoint (str, optional): Recorded in the manifest (and compared on resume).
+        grid (int): When > 0, rank 0 saves the first ``grid`` samples with label overlays to
+            ``<out_dir>/grid.png`` at the end.
+        dataloader: Unused (the loop needs no data); accepted so the loop can be built as a runner loop.
+    """
+
+    def __init__(self,
+                 runner,
+                 out_dir: str,
+                 num_samples: int,
+                 batch_size: int = 8,
+                 base_seed: int = 0,
+                 num_inference_steps: Optional[int] = None,
+                 eta: Optional[float] = None,
+                 size: Optional[Union[int, Sequence[int]]] = None,
+                 name_prefix: str = 's',
+                 checkpoint: Optional[str] = None,
+                 grid: int = 0,
+                 dataloader=None) -> None:
+        super().__init__(runner, dataloader)
+        if int(num_samples) < 1:
+            raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+        if int(batch_size) < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if not out_dir:
+            raise ValueError('out_dir must be given')
+        self.out_dir = out_dir
+        self.num_samples = int(num_samples)
+        self.batch_size = int(batch_size)
+        self.base_seed = int(base_seed)
+        self.num_inference_steps = num_inference_steps
+        self.eta = eta
+        self.size = None if size is None else ((int(size), ) * 2 if isinstance(size, int) else
+                                               tuple(int(s) for s in size))
+        self.name_prefix = str(name_prefix)
+        self.checkpoint = checkpoint
+        self.grid = int(grid)
+
+    @property
+    def model(self):
+        model = self.runner.model
+        model = model.module if is_model_wrapper(model) else model
+        if not hasattr(model, 'sample') or not hasattr(model, 'stage'):
+            raise TypeError(f'JointNetGenerationLoop needs a SARJointNet model, got {type(model).__name__}')
+        return model
+
+    def sample_name(self, index: int) -> str:
+        return f'{self.name_prefix}{index:06d}'
+
+    # ------------------------------------------------------------------ manifest
+    def _settings(self) -> Dict:
+        model = self.model
+        classes = list(self.runner.cfg.get('generation_classes') or
+                       (self.runner.cfg.get('metainfo') or {}).get('classes') or
+                       [f'class{k}' for k in range(model.num_classes)])
+        if len(classes) != model.num_classes:
+            raise ValueError(f'{len(classes)} class names {classes} for a model with {model.num_classes} classes')
+        size = self.size or tuple(model.sar_net.sample_size)
+        return dict(classes=classes, num_classes=model.num_classes,
+                    balancing_factor=round(model.balancing_factor, 6), base_seed=self.base_seed,
+                    seed_rule=f'seed = base_seed * {SEED_STRIDE} + index',
+                    num_inference_steps=int(self.num_inference_steps or model.test_cfg['num_inference_steps']),
+                    eta=float(model.test_cfg['eta'] if self.eta is None else self.eta),
+                    timestep_spacing=model.test_cfg['timestep_spacing'], size=list(size),
+                    checkpoint=self.checkpoint, name_prefix=self.name_prefix, model_stage=model.stage,
+                    config=getattr(self.runner.cfg, 'filename', None))
+
+    def _check_existing(self, settings: Dict) -> None:
+        path = osp.join(self.out_dir, 'manifest.json')
+        if not osp.isfile(path):
+            return
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ValueError(f'{path} is not a readable D_aug manifest ({e}); use another out_dir') from e
+        if old.get('format') != DAUG_FORMAT:
+            raise ValueError(f'{path}: format {old.get("format")!r}, expected {DAUG_FORMAT!r}; use another out_dir')
+        diff = [f'{k}: existing {old.get(k)!r}, now {settings.get(k)!r}' for k in _COMPAT_KEYS
+                if json.loads(json.dumps(old.get(k))) != json.loads(json.dumps(settings.get(k)))]
+        if diff:
+            raise ValueError(f'{self.out_dir} already holds samples generated with other settings '
+                             f'({"; ".join(diff)}); choose another out_dir or the same settings to resume')
+
+    def _write_manifest(self, settings: Dict, complete: bool) -> None:
+        manifest = dict(settings, num_samples=self.num_samples, complete=complete)
+        if complete:
+            manifest['samples'] = [dict(name=self.sample_name(i), index=i, seed=sample_seed(self.base_seed, i))
+                                   for i in range(self.num_samples)]
+        write_daug_manifest(self.out_dir, manifest)
+
+    # ------------------------------------------------------------------ run
+    def _generate(self, indices: Sequence[int], settings: Dict) -> Tuple[int, float]:
+        model = self.model
+        rank, _ = get_dist_info()
+        bar = ProgressBar(len(indices)) if rank == 0 and indices else None
+        done, t0 = 0, time.perf_counter()
+        for start in range(0, len(indices), self.batch_size):
+            chunk = indices[start:start + self.batch_size]
+            seeds = [sample_seed(self.base_seed, i) for i in chunk]
+            result = model.sample(seeds=seeds, num_inference_steps=settings['num_inference_steps'],
+                                  eta=settings['eta'], size=tuple(settings['size']))
+            images = result.image.float().mean(dim=1).cpu().numpy()  # (N, H, W) in [-1, 1]
+            logits = result.logits.float().cpu().numpy()
+            for j, i in enumerate(chunk):
+                if not np.isfinite(logits[j]).all() or not np.isfinite(images[j]).all():
+                    raise FloatingPointError(f'sample {self.sample_name(i)} (seed {seeds[j]}) has non-finite '
+                                             'values; the checkpoint may be broken')
+                write_daug_sample(self.out_dir, self.sample_name(i), images[j], logits[j])
+                done += 1
+                if bar is not None:
+                    bar.update()
+        return done, time.perf_counter() - t0
+
+    def run(self) -> Dict[str, float]:
+        """Generate the missing samples of this process's shard; returns throughput figures."""
+        model = self.model
+        if model.stage < 2:
+            raise ValueError('the loaded SAR-JointNet is in stage 1 (SAR-Net only) and has no label branch; '
+                             'load a stage-2 or stage-3 checkpoint')
+        rank, world_size = get_dist_info()
+        settings = self._settings()
+        if rank == 0:
+            self._check_existing(settings)
+            os.makedirs(self.out_dir, exist_ok=True)
+            if not osp.isfile(osp.join(self.out_dir, 'manifest.json')):
+                self._write_manifest(settings, complete=False)
+        barrier()
+        if rank != 0:
+            self._check_existing(settings)
+        mine = shard_indices(self.num_samples, rank, world_size)
+        todo = [i for i in mine if not daug_sample_exists(self.out_dir, self.sample_name(i))]
+        self.runner.logger.info(f'JointNetGenerationLoop: rank {rank}/{world_size}: {len(mine)} samples in shard, '
+                                f'{len(mine) - len(todo)} already present, generating {len(todo)} '
+                                f'({settings["num_inference_steps"]} DDIM steps, {tuple(settings["size"])}) '
+                                f'into {self.out_dir}')
+        was_training = model.training
+        model.eval()
+        try:
+            done, seconds = self._generate(todo, settings)
+        finally:
+            model.train(was_training)
+        rate = done / seconds if seconds > 0 and done else 0.0
+        self.runner.logger.info(f'JointNetGenerationLoop: rank {rank} generated {done} samples in {seconds:.1f} s '
+                                f'({rate:.3f} samples/s)')
+        counts = torch.tensor([float(done), seconds])
+        if world_size > 1:
+            import torch.distributed as dist
+            gathered = [torch.zeros(2) for _ in range(world_size)]
+            dist.all_gather(gathered, counts)
+            total = sum(float(g[0]) for g in gathered)
+            wall = max(float(g[1]) for g in gathered)
+        else:
+            total, wall = float(done), seconds
+        barrier()
+        metrics = dict(generated=total, seconds=wall, samples_per_second=total / wall if wall > 0 and total else 0.0)
+        if rank == 0:
+            missing = [i for i in range(self.num_samples)
+                       if not daug_sample_exists(self.out_dir, self.sample_name(i))]
+            if missing:
+                raise RuntimeError(f'{len(missing)} samples missing after generation (e.g. '
+                                   f'{self.sample_name(missing[0])}); run again to resume')
+            self._write_manifest(settings, complete=True)
+            if self.grid > 0:
+                self._save_grid(settings)
+            self.runner.logger.info(f'JointNetGenerationLoop: {self.num_samples} samples complete in {self.out_dir} '
+                                    f'({metrics["samples_per_second"]:.3f} samples/s over {world_size} processes)')
+        barrier()
+        return metrics
+
+    def _save_grid(self, settings: Dict) -> None:
+        import cv2
+        from ..visualization.grid import save_generation_grid
+        n = min(self.grid, self.num_samples)
+        images, labels = [], []
+        for i in range(n):
+            name = self.sample_name(i)
+            img = cv2.imread(osp.join(self.out_dir, 'images', name + '.png'), cv2.IMREAD_GRAYSCALE)
+            lg = np.load(osp.join(self.out_dir, 'logits', name + '.npy'))
+            images.append(img)
+            labels.append(lg.astype(np.float32).argmax(0))
+        palette = self.runner.cfg.get('generation_palette')
+        if palette is None:
+            palette = [[0, 0, 0], [255, 0, 0], [0, 255, 255], [0, 153, 0], [153, 76, 0]][:settings['num_classes']]
+        path = osp.join(self.out_dir, 'grid.png')
+        save_generation_grid(np.stack(images), np.stack(labels), [tuple(p) for p in palette], path)
+        self.runner.logger.info(f'JointNetGenerationLoop: grid of {n} samples saved to {path}')

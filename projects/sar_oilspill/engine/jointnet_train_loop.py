@@ -1,0 +1,148 @@
+"""Three-stage training of SAR-JointNet as one mmengine loop (paper Sec. 3.2.2, 4.2)."""
+from __future__ import annotations
+
+import copy
+
+from typing import Dict, List, Optional, Sequence, Union
+
+from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
+from mmseg.registry import LOOPS
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+
+def stage_of_iter(iteration: int, stage_iters: Sequence[int]) -> int:
+    """Training stage (1, 2 or 3) that iteration ``iteration`` (0-based) belongs to.
+
+    Stages with 0 iterations are skipped; iterations at or past the total stay in the last stage that has any.
+    """
+    end = 0
+    last = 1
+    for stage, n in enumerate(stage_iters, start=1):
+        if n <= 0:
+            continue
+        last = stage
+        end += n
+        if iteration < end:
+            return stage
+    return last
+
+
+@LOOPS.register_module()
+class JointNetTrainLoop(IterBasedTrainLoop):
+    """Iteration-based loop that runs SAR-JointNet's three training stages back to back.
+
+    * stage 1 (``stage_iters[0]`` iterations): SAR-Net alone (image L2, Eq. 5);
+    * stage 2 (``stage_iters[1]``): Label-Net is initialised from SAR-Net
+      (:meth:`SARJointNet.init_label_net_from_sar_net`, exchange layers zero) and trained with the exchange
+      layers while SAR-Net is frozen (Eq. 6-7);
+    * stage 3 (``stage_iters[2]``): everything, learning rate multiplied by ``stage3_lr_mult``.
+
+    The stage follows from the iteration counter only, so hooks, checkpoints and ``--resume`` work as for any
+    mmengine loop: a checkpoint stores the model's stage (a buffer), the optimizer state (its learning rates,
+    including the stage-3 reduction) and the iteration; on resume the loop recomputes the stage and changes
+    nothing when it already matches. A switch happens before the first iteration of a stage (before that iteration's hooks run).
+    Under DistributedDataParallel the model is wrapped again whenever the stage it was wrapped for differs from
+    the current one (after a switch, and once at the start of a run or resume), because DDP only synchronises
+    the parameters that required gradients when it was built.
+
+    The current stage is logged as ``stage`` (message hub scalar ``train/stage``).
+
+    Args:
+        runner (Runner): The runner.
+        dataloader (DataLoader | dict): Training data (images with ``gt_sem_seg``; stage 1 ignores the labels).
+        stage_iters (Sequence[int]): Iterations of stages 1, 2 and 3 (paper: OSD 50K/250K/100K, SOS
+            50K/150K/50K). A stage with 0 iterations is skipped (e.g. ``(0, 0, N)`` fine-tunes a stage-3
+            checkpoint loaded with ``load_from``).
+        stage3_lr_mult (float): Factor applied once to every parameter group's learning rate when stage 3
+            starts ("a lower learning rate", Sec. 3.2.2).
+        val_begin (int): As :class:`IterBasedTrainLoop`.
+        val_interval (int): As :class:`IterBasedTrainLoop`.
+        dynamic_intervals (list, optional): As :class:`IterBasedTrainLoop`.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 stage_iters: Sequence[int],
+                 stage3_lr_mult: float = 0.1,
+                 val_begin: int = 1,
+                 val_interval: int = 1000,
+                 dynamic_intervals: Optional[List] = None) -> None:
+        stage_iters = tuple(int(n) for n in stage_iters)
+        if len(stage_iters) != 3 or min(stage_iters) < 0 or sum(stage_iters) <= 0:
+            raise ValueError('stage_iters must give the iterations of the 3 stages (non-negative, total > 0), '
+                             f'got {stage_iters}')
+        if not stage3_lr_mult > 0:
+            raise ValueError(f'stage3_lr_mult must be > 0, got {stage3_lr_mult}')
+        self.stage_iters = stage_iters
+        self.stage3_lr_mult = float(stage3_lr_mult)
+        self._wrapped_for_stage: Optional[int] = None
+        super().__init__(runner, dataloader, max_iters=sum(stage_iters), val_begin=val_begin,
+                         val_interval=val_interval, dynamic_intervals=dynamic_intervals)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def joint_model(self):
+        """The (unwrapped) :class:`SARJointNet`."""
+        model = self.runner.model
+        model = model.module if is_model_wrapper(model) else model
+        if not hasattr(model, 'set_stage') or not hasattr(model, 'init_label_net_from_sar_net'):
+            raise TypeError(f'JointNetTrainLoop trains SARJointNet models, got {type(model).__name__}')
+        return model
+
+    def stage_at(self, iteration: int) -> int:
+        """Stage of 0-based iteration ``iteration``."""
+        return stage_of_iter(iteration, self.stage_iters)
+
+    def _rewrap_ddp(self) -> None:
+        model = self.runner.model
+        if not isinstance(model, DistributedDataParallel):
+            return
+        inner = model.module
+        wrapper_cfg = copy.deepcopy(self.runner.cfg.get('model_wrapper_cfg'))
+        self.runner.model = None
+        del model
+        self.runner.model = self.runner.wrap_model(wrapper_cfg, inner)
+        self.runner.logger.info('JointNetTrainLoop: model wrapped again for the new stage\'s parameters')
+
+    def _switch_stage(self, new_stage: int) -> None:
+        model = self.joint_model
+        old_stage = model.stage
+        if new_stage >= 2 and not bool(model.label_net_initialized):
+            model.init_label_net_from_sar_net()
+            self.runner.logger.info('JointNetTrainLoop: Label-Net initialised from SAR-Net '
+                                    '(input/output layers re-made for %d classes, exchange layers zeroed)',
+                                    model.num_classes)
+        model.set_stage(new_stage)
+        if new_stage == 3 and old_stage < 3:
+            optimizer = self.runner.optim_wrapper.optimizer
+            for group in optimizer.param_groups:
+                group['lr'] = group['lr'] * self.stage3_lr_mult
+                if 'initial_lr' in group:
+                    group['initial_lr'] = group['initial_lr'] * self.stage3_lr_mult
+            self.runner.logger.info('JointNetTrainLoop: stage 3, learning rate x %g', self.stage3_lr_mult)
+        n_train = sum(p.numel() for p in model.trainable_parameters())
+        self.runner.logger.info('JointNetTrainLoop: iteration %d, stage %d -> %d (%.2f M trainable parameters)',
+                                self._iter, old_stage, new_stage, n_train / 1e6)
+
+    def _sync_stage(self) -> None:
+        stage = self.stage_at(self._iter)
+        if self.joint_model.stage != stage:
+            self._switch_stage(stage)
+        if self._wrapped_for_stage != stage:
+            self._rewrap_ddp()
+            self._wrapped_for_stage = stage
+        self.runner.message_hub.update_scalar('train/stage', stage)
+
+    # ------------------------------------------------------------------ loop
+    def run_iter(self, data_batch: Sequence[dict]) -> None:
+        self._sync_stage()
+        super().run_iter(data_batch)
+
+    def run(self):
+        """Train all stages; the model ends in the stage of the last iteration."""
+        self.runner.logger.info('JointNetTrainLoop: stages 1/2/3 = %d/%d/%d iterations (resuming at %d)',
+                                *self.stage_iters, self._iter)
+        return super().run()

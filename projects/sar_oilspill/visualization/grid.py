@@ -1,0 +1,147 @@
+"""Image grids of generated SAR tiles with their labels overlaid (cv2 / numpy only)."""
+import math
+import os
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+#: SOS has classes (background, oil_spill) with palette black / white; white is hard to see over SAR, so overlays
+#: use red for oil. Background is never tinted (``skip_background``).
+SOS_OVERLAY_PALETTE: List[Tuple[int, int, int]] = [(0, 0, 0), (255, 0, 0)]
+
+
+def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:
+    """Overlay palette for a class count: OSD's five colours, SOS's red-for-oil, else a fixed random palette."""
+    if num_classes == 5:
+        from ..datasets.osd import OSDDataset
+        return [tuple(int(v) for v in c) for c in OSDDataset.METAINFO['palette']]
+    if num_classes == 2:
+        return list(SOS_OVERLAY_PALETTE)
+    rng = np.random.default_rng(0)
+    return [(0, 0, 0)] + [tuple(int(v) for v in rng.integers(64, 256, 3)) for _ in range(num_classes - 1)]
+
+
+def overlay_labels(image: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5,
+                   skip_background: bool = True) -> np.ndarray:
+    """Blend class colours over one image.
+
+    Args:
+        image: uint8 (H, W) grey or (H, W, 3) RGB.
+        label: int (H, W) class indices.
+        palette: RGB colour per class.
+        alpha: Opacity of the colour (0 = image only, 1 = colour only).
+        skip_background: Leave class-0 pixels untinted.
+
+    Returns:
+        uint8 (H, W, 3) RGB.
+    """
+    rgb = _rgb(image).astype(np.float32)
+    label = np.asarray(label)
+    if label.shape != rgb.shape[:2]:
+        raise ValueError(f'overlay_labels: label {label.shape} and image {rgb.shape[:2]} differ')
+    colours = np.asarray(palette, np.float32).reshape(-1, 3)
+    if label.size and (label.min() < 0 or label.max() >= len(colours)):
+        raise ValueError(f'overlay_labels: label values {np.unique(label)[:10].tolist()} but only {len(colours)} '
+                         'palette colours')
+    mask = label > 0 if skip_background else np.ones(label.shape, bool)
+    colour = colours[label.astype(np.int64)]
+    rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * colour[mask]
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f'expected an (H, W) or (H, W, 3) image, got shape {image.shape}')
+
+
+def make_generation_grid(images, labels, palette: Sequence[Sequence[int]], ncols: int = 4, alpha: float = 0.5,
+                         pad: int = 2, pad_value: int = 255, skip_background: bool = True) -> np.ndarray:
+    """Lay out (image | image with label overlay) pairs in a grid.
+
+    Every sample occupies two panels side by side, the SAR tile and the same tile with its labels overlaid;
+    ``ncols`` samples per row. Panels are separated (and framed) by ``pad`` pixels of ``pad_value``, so the grid
+    is ``rows * H + (rows + 1) * pad`` high and ``2 * ncols * W + (2 * ncols + 1) * pad`` wide, with
+    ``rows = ceil(N / ncols)`` (``ncols`` is lowered to N when N is smaller).
+
+    Args:
+        images: uint8 (N, H, W) or (N, H, W, 3) RGB tiles (or a sequence of equal-size tiles).
+        labels: int (N, H, W) class maps, or float (N, K, H, W) logits (their argmax is drawn).
+        palette: RGB colour per class.
+        ncols: Samples per row.
+        alpha: Overlay opacity.
+        pad: Gap between panels in pixels.
+        pad_value: Grey level of the gaps.
+        skip_background: Leave class 0 untinted.
+
+    Returns:
+        uint8 (height, width, 3) RGB grid.
+    """
+    images = [np.asarray(im) for im in images]
+    labels = [np.asarray(lb) for lb in labels]
+    if not images:
+        raise ValueError('make_generation_grid: no images')
+    if len(images) != len(labels):
+        raise ValueError(f'make_generation_grid: {len(images)} images but {len(labels)} label maps')
+    labels = [lb.argmax(axis=0) if lb.ndim == 3 else lb for lb in labels]
+    h, w = images[0].shape[:2]
+    n = len(images)
+    ncols = max(1, min(int(ncols), n))
+    rows = math.ceil(n / ncols)
+    grid = np.full((rows * h + (rows + 1) * pad, 2 * ncols * w + (2 * ncols + 1) * pad, 3), pad_value, np.uint8)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        if image.shape[:2] != (h, w):
+            raise ValueError(f'make_generation_grid: image {i} is {image.shape[:2]}, the first is {(h, w)}')
+        r, c = divmod(i, ncols)
+        y = pad + r * (h + pad)
+        x = pad + 2 * c * (w + pad)
+        grid[y:y + h, x:x + w] = _rgb(image)
+        grid[y:y + h, x + w + pad:x + 2 * w + pad] = overlay_labels(image, label, palette, alpha, skip_background)
+    return grid
+
+
+def save_generation_grid(images, labels, palette: Optional[Sequence[Sequence[int]]], path: str, ncols: int = 4,
+                         alpha: float = 0.5, pad: int = 2) -> str:
+    """Write :func:`make_generation_grid` as an image file (PNG unless ``path`` says otherwise), atomically.
+
+    Args:
+        images: uint8 (N, H, W) or (N, H, W, 3) RGB generated tiles.
+        labels: int (N, H, W) class maps, or float (N, K, H, W) logits.
+        palette: RGB tuple per class; ``None`` picks :func:`default_palette` from the class count (from the
+            logits' K, else the largest label + 1).
+        path: Output file; its folder is created. Written to a temporary name and renamed.
+        ncols: Samples (image + overlay pairs) per row.
+        alpha: Overlay opacity.
+        pad: Gap between panels in pixels.
+
+    Returns:
+        ``path``.
+    """
+    if palette is None:
+        first = np.asarray(labels[0])
+        k = first.shape[0] if first.ndim == 3 else int(max(np.asarray(lb).max() for lb in labels)) + 1
+        palette = default_palette(max(k, 2))
+    grid = make_generation_grid(images, labels, palette, ncols=ncols, alpha=alpha, pad=pad)
+    ext = osp.splitext(path)[1] or '.png'
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f'save_generation_grid: could not encode the grid as {ext}')
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp-{os.getpid()}'
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return path

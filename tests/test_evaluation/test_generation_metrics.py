@@ -1,0 +1,365 @@
+"""Generation-quality measures of D_aug: FID / IS, speckle statistics, label-image consistency, grid, CLI."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from projects.sar_oilspill.datasets.daug import write_daug_manifest, write_daug_sample
+from projects.sar_oilspill.datasets.osd import OSDDataset
+from projects.sar_oilspill.datasets.synthetic import make_sar_scene
+from projects.sar_oilspill.evaluation.generation_metrics import (
+    InceptionFeatureExtractor, compute_fid_is, equivalent_number_of_looks, feature_statistics, frechet_distance,
+    histogram_distance, inception_score, label_image_consistency, list_real_images, load_daug, speckle_statistics)
+from projects.sar_oilspill.visualization.grid import SOS_OVERLAY_PALETTE, save_generation_grid
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+EVAL_TOOL = osp.join(ROOT, 'tools', 'analysis', 'eval_generation.py')
+GRID_TOOL = osp.join(ROOT, 'tools', 'analysis', 'make_grid.py')
+OSD_CLASSES = list(OSDDataset.METAINFO['classes'])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# FID / IS
+# ------------------------------------------------------------------------------------------------------------
+
+def test_frechet_distance_diagonal_closed_form():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    s1, s2 = rng.uniform(0.1, 3, 6), rng.uniform(0.1, 3, 6)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
+    assert frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_identical_and_singular():
+    rng = np.random.default_rng(1)
+    mu, sigma = feature_statistics(rng.normal(size=(200, 8)))
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+    # fewer samples than dimensions: singular covariance, still ~0 against itself and finite against another set
+    mu_s, sigma_s = feature_statistics(rng.normal(size=(4, 8)))
+    assert frechet_distance(mu_s, sigma_s, mu_s, sigma_s) == pytest.approx(0.0, abs=1e-4)
+    assert np.isfinite(frechet_distance(mu_s, sigma_s, mu, sigma))
+    with pytest.raises(ValueError, match='shapes'):
+        frechet_distance(mu, sigma, mu[:4], sigma[:4, :4])
+
+
+def test_frechet_distance_full_covariance_matches_eigen_route():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(300, 5)), rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5)) + 1.0
+    (m1, s1), (m2, s2) = feature_statistics(a), feature_statistics(b)
+    # Tr sqrt(s1 s2) = sum of square roots of the (real, non-negative) eigenvalues of s1 s2
+    tr = np.sum(np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)))
+    expected = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-7)
+
+
+def test_inception_score_hand_made():
+    assert inception_score(np.full((20, 7), 1 / 7), splits=4) == pytest.approx((1.0, 0.0))
+    mean, std = inception_score(np.tile(np.eye(5), (3, 1)), splits=3)  # each split: 5 distinct one-hots
+    assert mean == pytest.approx(5.0) and std == pytest.approx(0.0, abs=1e-12)
+    # two equally likely confident classes -> exp(log 2) = 2
+    assert inception_score(np.array([[1, 0, 0], [0, 1, 0]] * 4, float), splits=1)[0] == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        inception_score(np.full((3, 2), 0.5), splits=4)
+    with pytest.raises(ValueError):
+        inception_score(np.full((3, 2), 0.7), splits=1)
+
+
+class FakeInception(torch.nn.Module):
+    """Same call convention as inception-2015-12-05.pt (uint8 NCHW RGB in, resize inside), 10-d features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer('weight', torch.randn(6, 10, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False,
+                no_output_bias: bool = False) -> torch.Tensor:
+        if img.dtype != torch.uint8 or img.shape[1] != 3:
+            raise ValueError('expected uint8 NCHW with 3 channels')
+        x = F.interpolate(img.to(torch.float32), size=[32, 32], mode='bilinear', align_corners=False)
+        x = (x - 128.0) / 128.0
+        feats = torch.cat([x.mean(dim=[2, 3]), x.std(dim=[2, 3]), F.adaptive_avg_pool2d(x[:, :1], 2).flatten(1)], 1)
+        if return_features:
+            return feats
+        return torch.softmax(feats @ self.weight.t(), dim=1)
+
+
+@pytest.fixture(scope='module')
+def fake_inception(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp('inception') / 'fake-inception.pt')
+    torch.jit.script(FakeInception()).save(path)
+    return path
+
+
+def _scenes(seeds, h=64, w=64):
+    return [make_sar_scene(s, h, w)[0] for s in seeds]
+
+
+def test_compute_fid_is_end_to_end(fake_inception):
+    real = _scenes(range(16))
+    gen = _scenes(range(100, 110)) + [np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+                                       for _ in range(2)]  # mixed sizes: batched by size
+    extractor = InceptionFeatureExtractor(fake_inception, device='cpu', batch_size=4)
+    out = compute_fid_is(real, gen, extractor, batch_size=4, splits=3)
+    assert out['num_real'] == 16 and out['num_gen'] == 12
+
+    # independent computation: the module itself on each image, numpy statistics, eigenvalue route for FID
+    model = FakeInception()
+
+    def run(images, **kw):
+        with torch.no_grad():
+            return np.concatenate([model(torch.from_numpy(np.repeat(im[None, None], 3, 1)), **kw).double().numpy()
+                                   for im in images])
+
+    fr, fg, pg = run(real, return_features=True), run(gen, return_features=True), run(gen, no_output_bias=True)
+    m1, s1, m2, s2 = fr.mean(0), np.cov(fr, rowvar=False), fg.mean(0), np.cov(fg, rowvar=False)
+    tr = np.sum(np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)))
+    fid = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr
+    assert out['fid'] == pytest.approx(fid, rel=1e-4, abs=1e-6)
+    scores = []
+    for part in np.array_split(pg, 3):
+        scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(part.mean(0))), axis=1))))
+    assert out['is_mean'] == pytest.approx(np.mean(scores), rel=1e-5)
+    assert out['is_std'] == pytest.approx(np.std(scores), rel=1e-4, abs=1e-8)
+    # the same set against itself: FID 0
+    assert compute_fid_is(real, real, extractor, splits=2)['fid'] == pytest.approx(0.0, abs=1e-6)
+    # RGB input passes too (3 channels kept)
+    rgb = [np.stack([im, im // 2, im], axis=2) for im in real[:4]]
+    assert extractor(rgb, features=True)['features'].shape == (4, 10)
+
+
+def test_inception_weights_missing(tmp_path):
+    for path in (None, str(tmp_path / 'inception-2015-12-05.pt')):
+        with pytest.raises(FileNotFoundError, match='no download|Nothing is downloaded') as e:
+            InceptionFeatureExtractor(path)
+        assert 'inception-2015-12-05.pt' in str(e.value) and '--inception PATH' in str(e.value)
+    bad = tmp_path / 'not-torchscript.pt'
+    bad.write_bytes(b'not a model')
+    with pytest.raises(ValueError, match='TorchScript'):
+        InceptionFeatureExtractor(str(bad))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Speckle statistics
+# ------------------------------------------------------------------------------------------------------------
+
+def test_enl_of_simulated_speckle():
+    rng = np.random.default_rng(0)
+    single = rng.exponential(1.0, (256, 256))
+    assert equivalent_number_of_looks(single, kind='intensity') == pytest.approx(1.0, rel=0.05)
+    assert equivalent_number_of_looks(single, window=16, kind='intensity') == pytest.approx(1.0, rel=0.05)
+    for looks in (3, 8):
+        intensity = rng.gamma(looks, 1.0 / looks, (256, 256))
+        assert equivalent_number_of_looks(intensity, kind='intensity') == pytest.approx(looks, rel=0.06)
+        # amplitude convention: I = A^2
+        assert equivalent_number_of_looks(np.sqrt(intensity)) == pytest.approx(looks, rel=0.06)
+        assert equivalent_number_of_looks(np.sqrt(intensity), window=32) == pytest.approx(looks, rel=0.06)
+        # keeping only the most homogeneous windows biases pure speckle upwards
+        assert equivalent_number_of_looks(intensity, window=16, kind='intensity', homogeneous_fraction=0.25) > looks
+    assert np.isnan(equivalent_number_of_looks(np.full((8, 8), 7)))
+    with pytest.raises(ValueError):
+        equivalent_number_of_looks(single, kind='dB')
+
+
+def test_histogram_distance():
+    real = _scenes(range(4))
+    same = histogram_distance(real, [im.copy() for im in real])
+    assert same['js'] == pytest.approx(0.0, abs=1e-9) and same['w1'] == pytest.approx(0.0, abs=1e-9)
+    brighter = [np.clip(im.astype(int) + 20, 0, 255).astype(np.uint8) for im in real]
+    d = histogram_distance(real, brighter)
+    assert 0 < d['js'] <= 1 and 15 < d['w1'] <= 20
+    # a constant shift of every pixel: W1 is exactly the shift
+    flat = np.full((10, 10), 100, np.uint8)
+    assert histogram_distance(flat, flat + 5)['w1'] == pytest.approx(5.0)
+    assert histogram_distance(flat, flat + 5)['js'] == pytest.approx(1.0)
+
+
+def test_speckle_statistics_summary():
+    real, gen = _scenes(range(5)), _scenes(range(50, 53))
+    s = speckle_statistics(iter(real), iter(gen))
+    assert s['real']['num_images'] == 5 and s['gen']['num_images'] == 3
+    pooled = np.concatenate([im.ravel() for im in real]).astype(float)
+    assert s['real']['mean'] == pytest.approx(pooled.mean()) and s['real']['std'] == pytest.approx(pooled.std())
+    assert s['real']['enl_mean'] > 0 and s['distance']['js'] > 0 and s['distance']['w1'] > 0
+    assert speckle_statistics(real, real)['distance']['js'] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match='empty'):
+        speckle_statistics(real, [])
+
+
+def test_real_sos_tiles(sos_mini):
+    paths = list_real_images(osp.join(sos_mini, 'train', 'palsar'), 'auto', max_samples=4)
+    assert len(paths) == 4 and all(p.endswith('_sat.jpg') for p in paths)
+    from projects.sar_oilspill.evaluation.generation_metrics import read_image
+    images = [read_image(p) for p in paths]
+    assert all(im.ndim == 2 and im.dtype == np.uint8 for im in images)  # three equal channels -> grey
+    s = speckle_statistics(images, images[:2])
+    assert s['real']['enl_mean'] > 0 and 0 <= s['distance']['js'] <= 1
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Label-image consistency
+# ------------------------------------------------------------------------------------------------------------
+
+def _pairs():
+    labels = [np.array([[0, 0, 1, 1], [0, 2, 2, 1]]), np.array([[0, 0, 0, 0], [1, 1, 0, 0]])]
+    pairs = []
+    for lab in labels:
+        logits = np.stack([(lab == k).astype(np.float16) * 4 - 2 for k in range(4)])  # class 3 never present
+        pairs.append(((lab * 50).astype(np.uint8), logits))  # the image encodes the label for the fake predictor
+    return pairs
+
+
+def test_label_consistency_perfect_predictor():
+    out = label_image_consistency(lambda img: img // 50, _pairs(), 4, ['sea', 'oil', 'look', 'ship'])
+    assert out['mIoU'] == pytest.approx(1.0) and out['aAcc'] == pytest.approx(1.0)
+    assert out['IoU']['oil'] == pytest.approx(1.0) and np.isnan(out['IoU']['ship'])
+    assert out['num_images'] == 2 and out['num_pixels'] == 16
+
+
+def test_label_consistency_always_background():
+    out = label_image_consistency(lambda img: np.zeros(img.shape, np.int64), _pairs(), 4)
+    # labels: 9 background, 5 class 1, 2 class 2 of 16 pixels; prediction all 0
+    assert out['IoU']['0'] == pytest.approx(9 / 16)
+    assert out['IoU']['1'] == 0 and out['IoU']['2'] == 0 and np.isnan(out['IoU']['3'])
+    assert out['mIoU'] == pytest.approx((9 / 16) / 3) and out['aAcc'] == pytest.approx(9 / 16)
+    with pytest.raises(ValueError, match='differ'):
+        label_image_consistency(lambda img: np.zeros((3, 3), int), _pairs(), 4)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Grid
+# ------------------------------------------------------------------------------------------------------------
+
+def test_save_generation_grid(tmp_path):
+    images = np.full((3, 16, 20), 100, np.uint8)
+    labels = np.zeros((3, 16, 20), np.int64)
+    labels[:, 4:8, 5:10] = 1
+    path = save_generation_grid(images, labels, SOS_OVERLAY_PALETTE, str(tmp_path / 'sub' / 'grid.png'), ncols=2)
+    assert osp.isfile(path) and not [f for f in os.listdir(tmp_path / 'sub') if '.tmp' in f]
+    grid = cv2.imread(path)[..., ::-1]
+    pad = 2
+    assert grid.shape == (2 * 16 + 3 * pad, 2 * 2 * 20 + 5 * pad, 3)
+    y, x = pad + 5, pad + 20 + pad + 6  # inside the overlay panel of sample 0, in the oil region
+    assert tuple(grid[y, x]) == (178, 50, 50)  # 0.5 * grey 100 + 0.5 * red
+    assert tuple(grid[pad + 5, pad + 6]) == (100, 100, 100)  # the plain SAR panel
+    assert tuple(grid[pad + 12, pad + 20 + pad + 1]) == (100, 100, 100)  # background is not tinted
+    # logits are accepted too (argmax drawn), with the OSD palette
+    logits = np.stack([labels == k for k in range(5)], axis=1).astype(np.float32)
+    osd = [tuple(c) for c in OSDDataset.METAINFO['palette']]
+    grid2 = cv2.imread(save_generation_grid(images, logits, osd, str(tmp_path / 'g2.png'), ncols=3))[..., ::-1]
+    assert grid2.shape == (16 + 2 * pad, 6 * 20 + 7 * pad, 3)
+    assert tuple(grid2[y, x]) == (50, 178, 178)  # oil is cyan in OSD's palette
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Command-line tools
+# ------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def tiny_daug(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('daug') / 'daug')
+    for i in range(6):
+        image, label = make_sar_scene(500 + i, 64, 96)
+        logits = np.stack([np.where(label == k, 3.0, -1.0) for k in range(5)]).astype(np.float32)
+        write_daug_sample(root, f's{i:06d}', image, logits)
+    write_daug_manifest(root, dict(classes=OSD_CLASSES, num_classes=5, palette=OSDDataset.METAINFO['palette']))
+    return root
+
+
+def _load_tool(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_segmentor(tmp_path) -> tuple:
+    """A tiny ResNet/FCN whose classifier always says class 0, saved as a checkpoint."""
+    cfg = tmp_path / 'tiny_seg.py'
+    cfg.write_text(
+        "default_scope = 'mmseg'\n"
+        "custom_imports = dict(imports=['projects.sar_oilspill'], allow_failed_imports=False)\n"
+        "norm_cfg = dict(type='BN', requires_grad=True)\n"
+        "model = dict(type='EncoderDecoder',\n"
+        "    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3, std=[64.0] * 3, bgr_to_rgb=True,\n"
+        "                           pad_val=0, seg_pad_val=255, size_divisor=32),\n"
+        "    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, out_indices=(3,),\n"
+        "                  norm_cfg=norm_cfg),\n"
+        "    decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=8, num_convs=1,\n"
+        "                     concat_input=False, num_classes=5, norm_cfg=norm_cfg, align_corners=False,\n"
+        "                     loss_decode=dict(type='CrossEntropyLoss')),\n"
+        "    train_cfg=dict(), test_cfg=dict(mode='whole'))\n"
+        "test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations'),\n"
+        "                 dict(type='PackSegInputs')]\n")
+    from mmseg.apis import init_model
+    model = init_model(str(cfg), None, device='cpu')
+    with torch.no_grad():
+        model.decode_head.conv_seg.weight.zero_()
+        model.decode_head.conv_seg.bias.copy_(torch.tensor([5.0, 0, 0, 0, 0]))
+    ckpt = tmp_path / 'tiny_seg.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(OSDDataset.METAINFO))), str(ckpt))
+    return str(cfg), str(ckpt)
+
+
+def test_eval_generation_cli(tiny_daug, synthetic_osd, fake_inception, tmp_path):
+    cfg, ckpt = _tiny_segmentor(tmp_path)
+    out = tmp_path / 'metrics.json'
+    env = dict(os.environ, OMP_NUM_THREADS='2')
+    r = subprocess.run([sys.executable, EVAL_TOOL, tiny_daug, '--real-root', osp.join(synthetic_osd, 'train', 'images'),
+                        '--real-type', 'osd', '--inception', fake_inception, '--seg-config', cfg, '--seg-checkpoint',
+                        ckpt, '--max-samples', '5', '--out', str(out), '--device', 'cpu'],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'FID' in r.stdout and 'Jensen-Shannon' in r.stdout and 'consistency mIoU' in r.stdout
+    res = json.loads(out.read_text())
+    assert res['num_gen'] == 5 and res['num_real'] == 5 and res['classes'] == OSD_CLASSES
+    assert res['fid_is']['fid'] >= 0 and res['fid_is']['is_mean'] >= 1
+    assert res['speckle']['real']['num_images'] == 5 and 0 < res['speckle']['distance']['js'] < 1
+    # the segmentor always predicts sea: IoU(sea) = sea pixels / all pixels of the generated labels
+    _, samples = load_daug(tiny_daug, 5)
+    labels = np.stack([np.load(s['logits_path']).argmax(0) for s in samples])
+    lc = res['label_consistency']
+    assert lc['IoU']['sea_surface'] == pytest.approx(np.mean(labels == 0), rel=1e-6)
+    assert lc['IoU']['oil_spill'] == 0
+    present = len(np.unique(labels))
+    assert lc['mIoU'] == pytest.approx(np.mean(labels == 0) / present, rel=1e-6)
+
+
+def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, capsys):
+    tool = _load_tool(EVAL_TOOL, 'eval_generation_tool')
+    real = osp.join(synthetic_osd, 'train', 'images')
+    out = tmp_path / 'offline.json'
+    assert tool.main([tiny_daug, '--real-root', real, '--out', str(out)]) == 0  # auto -> folder of .jpg
+    text = capsys.readouterr().out
+    assert 'FID/IS skipped' in text and 'no Inception weights' in text
+    res = json.loads(out.read_text())
+    assert res['fid_is'] is None and res['label_consistency'] is None and res['num_gen'] == 6
+    assert res['num_real'] == 12
+
+    assert tool.main([str(tmp_path / 'nope'), '--real-root', real]) == 2
+    err = capsys.readouterr().err
+    assert 'nope' in err and 'manifest.json' in err and 'images/<name>.png' in err and 'logits/<name>.npy' in err
+
+    assert tool.main([tiny_daug, '--real-root', real, '--inception', str(tmp_path / 'missing.pt')]) == 2
+    err = capsys.readouterr().err
+    assert 'missing.pt' in err and 'inception-2015-12-05.pt' in err and '--inception PATH' in err
+
+    assert tool.main([tiny_daug, '--real-root', str(tmp_path / 'no_real')]) == 2
+    assert 'no_real' in capsys.readouterr().err
+
+
+def test_make_grid_cli(tiny_daug, tmp_path, capsys):
+    tool = _load_tool(GRID_TOOL, 'make_grid_tool')
+    out = tmp_path / 'grid.png'
+    assert tool.main([tiny_daug, '--out', str(out), '--num', '4', '--ncols', '2']) == 0
+    grid = cv2.imread(str(out))
+    assert grid.shape == (2 * 64 + 3 * 2, 4 * 96 + 5 * 2, 3)
+    assert tool.main([str(tmp_path / 'nope'), '--out', str(out)]) == 2
+    assert 'not a D_aug folder' in capsys.readouterr().err
