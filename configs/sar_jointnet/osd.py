@@ -19,6 +19,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True),
+                        dataset=dict(pipeline=train_pipeline))
 train_cfg = dict(stage_iters=(50000, 250000, 100000))
 generation_cfg = dict(out_dir='data/daug/osd', num_samples=4480)

@@ -10,6 +10,7 @@ val_dataloader = None
 val_evaluator = None
 test_dataloader = None
 test_evaluator = None
+train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True))
 model = dict(balancing_factor=0.447, num_classes=2)
 train_cfg = dict(stage_iters=(50000, 150000, 50000))
 generation_cfg = dict(out_dir='data/daug/sos_alos', num_samples=12404)

@@ -2,7 +2,8 @@
 #   python tools/train.py configs/sar_jointnet/sos_alos_tiny_cpu.py \
 #       --cfg-options train_dataloader.dataset.data_root=../shared/data/sos_mini
 #   python tools/generate_daug.py configs/sar_jointnet/sos_alos_tiny_cpu.py work_dirs/sos_alos_tiny_cpu/iter_300.pth
-# Tiles are 64x64 crops (the tiny U-Net has 2 levels, ~0.2 M parameters per branch); generation uses 20 DDIM steps.
+# Training uses 64x64 crops (the tiny U-Net has 2 levels, ~0.2 M parameters per branch); being convolutional it
+# generates 128x128 tiles (20 DDIM steps), which configs/dakd/saross_sos_alos_tiny_cpu.py assembles into 256 mosaics.
 _base_ = './sos_alos.py'
 model = dict(
     unet=dict(block_out_channels=(16, 32), layers_per_block=1, attention_resolutions=(32, ), sample_size=64,
@@ -19,5 +20,5 @@ train_dataloader = dict(batch_size=8, num_workers=2, dataset=dict(pipeline=train
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(stage_iters=(100, 100, 100))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100, max_keep_ckpts=1))
-generation_cfg = dict(out_dir='data/daug/sos_alos_tiny_cpu', num_samples=64, batch_size=16,
+generation_cfg = dict(out_dir='data/daug/sos_alos_tiny_cpu', num_samples=64, batch_size=16, size=(128, 128),
                       num_inference_steps=20, grid=16)

@@ -24,7 +24,8 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(batch_size=8, num_workers=2, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=8, num_workers=2, sampler=dict(type='InfiniteSampler', shuffle=True),
+                        dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(stage_iters=(100, 100, 100))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100, max_keep_ckpts=1))

@@ -16,8 +16,9 @@ from projects.sar_oilspill.datasets.daug import write_daug_manifest, write_daug_
 from projects.sar_oilspill.datasets.osd import OSDDataset
 from projects.sar_oilspill.datasets.synthetic import make_sar_scene
 from projects.sar_oilspill.evaluation.generation_metrics import (
-    InceptionFeatureExtractor, compute_fid_is, equivalent_number_of_looks, feature_statistics, frechet_distance,
-    histogram_distance, inception_score, label_image_consistency, list_real_images, load_daug, speckle_statistics)
+    InceptionFeatureExtractor, compute_fid_is, equivalent_number_of_looks, feature_statistics,
+    frechet_distance, histogram_distance, inception_score, label_image_consistency, list_real_images,
+    load_daug, read_image, speckle_statistics)
 from projects.sar_oilspill.visualization.grid import SOS_OVERLAY_PALETTE, save_generation_grid
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -42,7 +43,7 @@ def test_frechet_distance_identical_and_singular():
     rng = np.random.default_rng(1)
     mu, sigma = feature_statistics(rng.normal(size=(200, 8)))
     assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
-    # fewer samples than dimensions: singular covariance, still ~0 against itself and finite against another set
+    # fewer samples than dimensions: singular covariance, ~0 against itself, finite against another set
     mu_s, sigma_s = feature_statistics(rng.normal(size=(4, 8)))
     assert frechet_distance(mu_s, sigma_s, mu_s, sigma_s) == pytest.approx(0.0, abs=1e-4)
     assert np.isfinite(frechet_distance(mu_s, sigma_s, mu, sigma))
@@ -85,7 +86,8 @@ class FakeInception(torch.nn.Module):
             raise ValueError('expected uint8 NCHW with 3 channels')
         x = F.interpolate(img.to(torch.float32), size=[32, 32], mode='bilinear', align_corners=False)
         x = (x - 128.0) / 128.0
-        feats = torch.cat([x.mean(dim=[2, 3]), x.std(dim=[2, 3]), F.adaptive_avg_pool2d(x[:, :1], 2).flatten(1)], 1)
+        pooled = F.adaptive_avg_pool2d(x[:, :1], 2).flatten(1)
+        feats = torch.cat([x.mean(dim=[2, 3]), x.std(dim=[2, 3]), pooled], 1)
         if return_features:
             return feats
         return torch.softmax(feats @ self.weight.t(), dim=1)
@@ -115,10 +117,11 @@ def test_compute_fid_is_end_to_end(fake_inception):
 
     def run(images, **kw):
         with torch.no_grad():
-            return np.concatenate([model(torch.from_numpy(np.repeat(im[None, None], 3, 1)), **kw).double().numpy()
-                                   for im in images])
+            batches = [torch.from_numpy(np.repeat(im[None, None], 3, 1)) for im in images]
+            return np.concatenate([model(x, **kw).double().numpy() for x in batches])
 
-    fr, fg, pg = run(real, return_features=True), run(gen, return_features=True), run(gen, no_output_bias=True)
+    fr, fg = run(real, return_features=True), run(gen, return_features=True)
+    pg = run(gen, no_output_bias=True)
     m1, s1, m2, s2 = fr.mean(0), np.cov(fr, rowvar=False), fg.mean(0), np.cov(fg, rowvar=False)
     tr = np.sum(np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)))
     fid = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr
@@ -162,7 +165,8 @@ def test_enl_of_simulated_speckle():
         assert equivalent_number_of_looks(np.sqrt(intensity)) == pytest.approx(looks, rel=0.06)
         assert equivalent_number_of_looks(np.sqrt(intensity), window=32) == pytest.approx(looks, rel=0.06)
         # keeping only the most homogeneous windows biases pure speckle upwards
-        assert equivalent_number_of_looks(intensity, window=16, kind='intensity', homogeneous_fraction=0.25) > looks
+        top = equivalent_number_of_looks(intensity, window=16, kind='intensity', homogeneous_fraction=0.25)
+        assert top > looks
     assert np.isnan(equivalent_number_of_looks(np.full((8, 8), 7)))
     with pytest.raises(ValueError):
         equivalent_number_of_looks(single, kind='dB')
@@ -186,7 +190,8 @@ def test_speckle_statistics_summary():
     s = speckle_statistics(iter(real), iter(gen))
     assert s['real']['num_images'] == 5 and s['gen']['num_images'] == 3
     pooled = np.concatenate([im.ravel() for im in real]).astype(float)
-    assert s['real']['mean'] == pytest.approx(pooled.mean()) and s['real']['std'] == pytest.approx(pooled.std())
+    assert s['real']['mean'] == pytest.approx(pooled.mean())
+    assert s['real']['std'] == pytest.approx(pooled.std())
     assert s['real']['enl_mean'] > 0 and s['distance']['js'] > 0 and s['distance']['w1'] > 0
     assert speckle_statistics(real, real)['distance']['js'] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match='empty'):
@@ -196,7 +201,6 @@ def test_speckle_statistics_summary():
 def test_real_sos_tiles(sos_mini):
     paths = list_real_images(osp.join(sos_mini, 'train', 'palsar'), 'auto', max_samples=4)
     assert len(paths) == 4 and all(p.endswith('_sat.jpg') for p in paths)
-    from projects.sar_oilspill.evaluation.generation_metrics import read_image
     images = [read_image(p) for p in paths]
     assert all(im.ndim == 2 and im.dtype == np.uint8 for im in images)  # three equal channels -> grey
     s = speckle_statistics(images, images[:2])
@@ -212,7 +216,7 @@ def _pairs():
     pairs = []
     for lab in labels:
         logits = np.stack([(lab == k).astype(np.float16) * 4 - 2 for k in range(4)])  # class 3 never present
-        pairs.append(((lab * 50).astype(np.uint8), logits))  # the image encodes the label for the fake predictor
+        pairs.append(((lab * 50).astype(np.uint8), logits))  # the image encodes the label (fake predictor)
     return pairs
 
 
@@ -241,7 +245,8 @@ def test_save_generation_grid(tmp_path):
     images = np.full((3, 16, 20), 100, np.uint8)
     labels = np.zeros((3, 16, 20), np.int64)
     labels[:, 4:8, 5:10] = 1
-    path = save_generation_grid(images, labels, SOS_OVERLAY_PALETTE, str(tmp_path / 'sub' / 'grid.png'), ncols=2)
+    path = save_generation_grid(images, labels, SOS_OVERLAY_PALETTE, str(tmp_path / 'sub' / 'grid.png'),
+                                ncols=2)
     assert osp.isfile(path) and not [f for f in os.listdir(tmp_path / 'sub') if '.tmp' in f]
     grid = cv2.imread(path)[..., ::-1]
     pad = 2
@@ -253,7 +258,8 @@ def test_save_generation_grid(tmp_path):
     # logits are accepted too (argmax drawn), with the OSD palette
     logits = np.stack([labels == k for k in range(5)], axis=1).astype(np.float32)
     osd = [tuple(c) for c in OSDDataset.METAINFO['palette']]
-    grid2 = cv2.imread(save_generation_grid(images, logits, osd, str(tmp_path / 'g2.png'), ncols=3))[..., ::-1]
+    path2 = save_generation_grid(images, logits, osd, str(tmp_path / 'g2.png'), ncols=3)
+    grid2 = cv2.imread(path2)[..., ::-1]
     assert grid2.shape == (16 + 2 * pad, 6 * 20 + 7 * pad, 3)
     assert tuple(grid2[y, x]) == (50, 178, 178)  # oil is cyan in OSD's palette
 
@@ -269,7 +275,8 @@ def tiny_daug(tmp_path_factory) -> str:
         image, label = make_sar_scene(500 + i, 64, 96)
         logits = np.stack([np.where(label == k, 3.0, -1.0) for k in range(5)]).astype(np.float32)
         write_daug_sample(root, f's{i:06d}', image, logits)
-    write_daug_manifest(root, dict(classes=OSD_CLASSES, num_classes=5, palette=OSDDataset.METAINFO['palette']))
+    write_daug_manifest(root, dict(classes=OSD_CLASSES, num_classes=5,
+                                   palette=OSDDataset.METAINFO['palette']))
     return root
 
 
@@ -288,8 +295,8 @@ def _tiny_segmentor(tmp_path) -> tuple:
         "custom_imports = dict(imports=['projects.sar_oilspill'], allow_failed_imports=False)\n"
         "norm_cfg = dict(type='BN', requires_grad=True)\n"
         "model = dict(type='EncoderDecoder',\n"
-        "    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3, std=[64.0] * 3, bgr_to_rgb=True,\n"
-        "                           pad_val=0, seg_pad_val=255, size_divisor=32),\n"
+        "    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3, std=[64.0] * 3,\n"
+        "                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32),\n"
         "    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, out_indices=(3,),\n"
         "                  norm_cfg=norm_cfg),\n"
         "    decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=8, num_convs=1,\n"
@@ -304,7 +311,8 @@ def _tiny_segmentor(tmp_path) -> tuple:
         model.decode_head.conv_seg.weight.zero_()
         model.decode_head.conv_seg.bias.copy_(torch.tensor([5.0, 0, 0, 0, 0]))
     ckpt = tmp_path / 'tiny_seg.pth'
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(OSDDataset.METAINFO))), str(ckpt))
+    meta = dict(dataset_meta=dict(OSDDataset.METAINFO))
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), str(ckpt))
     return str(cfg), str(ckpt)
 
 
@@ -312,9 +320,10 @@ def test_eval_generation_cli(tiny_daug, synthetic_osd, fake_inception, tmp_path)
     cfg, ckpt = _tiny_segmentor(tmp_path)
     out = tmp_path / 'metrics.json'
     env = dict(os.environ, OMP_NUM_THREADS='2')
-    r = subprocess.run([sys.executable, EVAL_TOOL, tiny_daug, '--real-root', osp.join(synthetic_osd, 'train', 'images'),
-                        '--real-type', 'osd', '--inception', fake_inception, '--seg-config', cfg, '--seg-checkpoint',
-                        ckpt, '--max-samples', '5', '--out', str(out), '--device', 'cpu'],
+    real = osp.join(synthetic_osd, 'train', 'images')
+    r = subprocess.run([sys.executable, EVAL_TOOL, tiny_daug, '--real-root', real, '--real-type', 'osd',
+                        '--inception', fake_inception, '--seg-config', cfg, '--seg-checkpoint', ckpt,
+                        '--max-samples', '5', '--out', str(out), '--device', 'cpu'],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'FID' in r.stdout and 'Jensen-Shannon' in r.stdout and 'consistency mIoU' in r.stdout
@@ -345,7 +354,8 @@ def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, 
 
     assert tool.main([str(tmp_path / 'nope'), '--real-root', real]) == 2
     err = capsys.readouterr().err
-    assert 'nope' in err and 'manifest.json' in err and 'images/<name>.png' in err and 'logits/<name>.npy' in err
+    assert 'nope' in err and 'manifest.json' in err
+    assert 'images/<name>.png' in err and 'logits/<name>.npy' in err
 
     assert tool.main([tiny_daug, '--real-root', real, '--inception', str(tmp_path / 'missing.pt')]) == 2
     err = capsys.readouterr().err

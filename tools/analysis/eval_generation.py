@@ -7,8 +7,8 @@ Examples:
     python tools/analysis/eval_generation.py work_dirs/daug_sos --real-root data/sos/train/palsar \
         --inception weights/inception-2015-12-05.pt --out work_dirs/daug_sos_metrics.json
     # + label-image consistency: a segmenter trained on real data segments the generated tiles
-    python tools/analysis/eval_generation.py work_dirs/daug_osd --real-root data/osd/train/images --real-type osd \
-        --seg-config configs/saross/osd.py --seg-checkpoint work_dirs/osd/iter_80000.pth
+    python tools/analysis/eval_generation.py work_dirs/daug_osd --real-root data/osd/train/images \
+        --real-type osd --seg-config configs/saross/osd.py --seg-checkpoint work_dirs/osd/iter_80000.pth
 
 Exit status: 0 on success, 2 on a usage / input error (message on stderr).
 """
@@ -45,7 +45,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                             'without it FID / IS are skipped (nothing is downloaded)')
     parser.add_argument('--seg-config', help='segmentor config for label-image consistency')
     parser.add_argument('--seg-checkpoint', help='segmentor checkpoint for label-image consistency')
-    parser.add_argument('--max-samples', type=int, help='use at most N generated and N real tiles (name order)')
+    parser.add_argument('--max-samples', type=int,
+                        help='use at most N generated and N real tiles (first in name order)')
     parser.add_argument('--batch-size', type=int, default=32, help='Inception batch size')
     parser.add_argument('--enl-window', type=int, default=16,
                         help='ENL window (0: whole image); see equivalent_number_of_looks')
@@ -88,7 +89,10 @@ def build_seg_predictor(config: str, checkpoint: str, device: str, num_classes: 
         raise ValueError(f'segmentor {config} predicts {head_k} classes but D_aug has {num_classes}')
 
     def predict(image: np.ndarray) -> np.ndarray:
-        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else np.ascontiguousarray(image[..., ::-1])
+        if image.ndim == 2:
+            bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        else:
+            bgr = np.ascontiguousarray(image[..., ::-1])
         result = inference_model(model, bgr)
         return result.pred_sem_seg.data[0].cpu().numpy()
 
@@ -111,6 +115,7 @@ def _clean(obj):
 def format_table(results: Dict) -> str:
     from prettytable import PrettyTable
     table = PrettyTable(['measure', 'real', 'generated'])
+    table.align = 'r'
     table.align['measure'] = 'l'
     sp = results['speckle']
     for key, label in (('num_images', 'images'), ('mean', 'grey-level mean'), ('std', 'grey-level std'),
@@ -119,7 +124,7 @@ def format_table(results: Dict) -> str:
         table.add_row([label, fmt(sp['real'][key]), fmt(sp['gen'][key])])
     lines = [table.get_string()]
     table = PrettyTable(['measure', 'value'])
-    table.align['measure'] = 'l'
+    table.align = 'l'
     table.add_row(['histogram Jensen-Shannon distance', f'{sp["distance"]["js"]:.4f}'])
     table.add_row(['histogram Wasserstein-1 (grey levels)', f'{sp["distance"]["w1"]:.3f}'])
     table.add_row(['ENL ratio (gen / real)', f'{sp["distance"]["enl_ratio"]:.3f}'])
@@ -162,8 +167,9 @@ def run(args: argparse.Namespace) -> Dict:
                    real_type=args.real_type, classes=classes, num_gen=len(samples), num_real=len(real_paths))
     results['speckle'] = speckle_statistics(real_images(), gen_images(), enl_window=args.enl_window or None,
                                             enl_homogeneous_fraction=args.enl_fraction)
-    results['speckle']['enl_convention'] = (f'intensity = grey level^2 (amplitude tiles), window={args.enl_window or "image"}, '
-                                            f'homogeneous_fraction={args.enl_fraction}')
+    results['speckle']['enl_convention'] = (
+        f'intensity = grey level^2 (amplitude tiles), window={args.enl_window or "whole image"}, '
+        f'homogeneous_fraction={args.enl_fraction}')
     if extractor is not None:
         results['fid_is'] = compute_fid_is(real_images(), gen_images(), extractor, batch_size=args.batch_size)
         results['inception'] = osp.abspath(args.inception)
@@ -173,7 +179,8 @@ def run(args: argparse.Namespace) -> Dict:
     if predictor is not None:
         pairs = ((read_image(s['img_path']), np.load(s['logits_path'])) for s in samples)
         results['label_consistency'] = label_image_consistency(predictor, pairs, num_classes, classes)
-        results['segmentor'] = dict(config=osp.abspath(args.seg_config), checkpoint=osp.abspath(args.seg_checkpoint))
+        results['segmentor'] = dict(config=osp.abspath(args.seg_config),
+                                    checkpoint=osp.abspath(args.seg_checkpoint))
     else:
         results['label_consistency'] = None
     results['seconds'] = round(time.time() - t0, 2)
@@ -187,8 +194,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(f'D_aug {results["daug_root"]}: {results["num_gen"]} generated tiles vs {results["num_real"]} real tiles '
-          f'({results["real_root"]})')
+    print(f'D_aug {results["daug_root"]}: {results["num_gen"]} generated tiles vs {results["num_real"]} real '
+          f'tiles ({results["real_root"]})')
     print(format_table(results))
     if results['fid_is'] is None:
         print(f'FID/IS skipped: no Inception weights were given. Nothing can be downloaded here; obtain '

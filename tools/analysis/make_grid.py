@@ -4,9 +4,9 @@ Examples:
     python tools/analysis/make_grid.py work_dirs/daug_osd --out work_dirs/daug_osd_grid.png --num 16 --ncols 4
     python tools/analysis/make_grid.py work_dirs/daug_sos --out grid.png --palette sos --alpha 0.4
 
-The labels are the argmax of the stored logits. Palettes: ``osd`` (OSD's five class colours), ``sos`` (red for oil,
-as SOS's white is invisible over SAR), ``auto`` (the manifest's palette when it has one, else by class count).
-Class 0 (sea / background) is not tinted.
+The labels are the argmax of the stored logits. Palettes: ``osd`` (OSD's five class colours), ``sos`` (red for
+oil, as SOS's white is invisible over SAR), ``auto`` (the manifest's palette when it has one, else by class
+count). Class 0 (sea / background) is not tinted.
 """
 import argparse
 import os
@@ -52,8 +52,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             palette = default_palette(num_classes)
         if len(palette) < num_classes:
-            raise ValueError(f'palette {args.palette!r} has {len(palette)} colours but D_aug has {num_classes} '
-                             'classes')
+            raise ValueError(f'palette {args.palette!r} has {len(palette)} colours but D_aug has '
+                             f'{num_classes} classes')
         images = [read_image(s['img_path']) for s in samples]
         labels = [np.load(s['logits_path']).astype(np.float32).argmax(0) for s in samples]
         save_generation_grid(images, labels, palette, args.out, ncols=args.ncols, alpha=args.alpha)

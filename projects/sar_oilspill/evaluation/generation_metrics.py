@@ -2,15 +2,15 @@
 
 Three groups of measures:
 
-* **Inception statistics** -- FID (Fréchet Inception Distance) between real and generated tiles and the Inception
-  Score of the generated ones, with the TorchScript Inception-v3 of StyleGAN2-ADA / clean-fid
+* **Inception statistics** -- FID (Fréchet Inception Distance) between real and generated tiles and the
+  Inception Score of the generated ones, with the TorchScript Inception-v3 of StyleGAN2-ADA / clean-fid
   (``inception-2015-12-05.pt``). The weights cannot be downloaded here: the user passes the file
   (:class:`InceptionFeatureExtractor`).
 * **Speckle statistics** that need no network: grey-level mean / std, equivalent number of looks (ENL),
   Jensen-Shannon and Wasserstein-1 distances between the pooled 8-bit histograms (:func:`speckle_statistics`).
-* **Label-image consistency**: a segmenter trained on real data segments the generated tiles, and its prediction
-  is scored against the argmax of the generated logits (:func:`label_image_consistency`). High mIoU means the
-  generated labels describe what the generated image shows.
+* **Label-image consistency**: a segmenter trained on real data segments the generated tiles, and its
+  prediction is scored against the argmax of the generated logits (:func:`label_image_consistency`). High mIoU
+  means the generated labels describe what the generated image shows.
 """
 import os
 import os.path as osp
@@ -28,9 +28,9 @@ from .oilspill_metric import confusion_to_metrics
 INCEPTION_FILE = 'inception-2015-12-05.pt'
 INCEPTION_HINT = (
     f'FID / IS need the TorchScript Inception-v3 of StyleGAN2-ADA / clean-fid ({INCEPTION_FILE}, 2048-d pool '
-    'features, 1008 classes). Nothing is downloaded automatically (this machine has no internet access): obtain '
-    f'{INCEPTION_FILE} (NVlabs stylegan2-ada-pytorch "pretrained/metrics" folder) on a machine with access, copy '
-    'it here and pass its path (--inception PATH).')
+    'features, 1008 classes). Nothing is downloaded automatically (no download is possible here): obtain '
+    f'{INCEPTION_FILE} (NVlabs stylegan2-ada-pytorch "pretrained/metrics" folder) on a machine with internet '
+    'access, copy it here and pass its path (--inception PATH).')
 
 ArrayLike = Union[np.ndarray, Sequence[np.ndarray]]
 
@@ -43,10 +43,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
                      eps: float = 1e-6) -> float:
     """Fréchet distance between the Gaussians N(mu1, sigma1) and N(mu2, sigma2) (the FID formula).
 
-    ``d^2 = ||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))``, the matrix square root taken with
-    :func:`scipy.linalg.sqrtm`. As pytorch-fid does, when the product is (numerically) singular and the square
-    root is not finite, ``eps * I`` is added to both covariances; a small imaginary part left by round-off is
-    dropped, a large one is an error.
+    ``d^2 = ||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))``, the matrix square root taken
+    with :func:`scipy.linalg.sqrtm`. As pytorch-fid does, when the product is (numerically) singular and the
+    square root is not finite, ``eps * I`` is added to both covariances; a small imaginary part left by
+    round-off is dropped, a large one is an error.
 
     Args:
         mu1: (D,) mean of the first set of features.
@@ -59,7 +59,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         The squared Fréchet distance (what is reported as FID), >= 0 up to round-off.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
+    sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
         raise ValueError(f'frechet_distance: shapes do not match: mu {mu1.shape} / {mu2.shape}, '
                          f'sigma {sigma1.shape} / {sigma2.shape}')
@@ -72,8 +73,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
             covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f'frechet_distance: the square root of sigma1 @ sigma2 has an imaginary component of '
-                             f'{np.max(np.abs(covmean.imag)):.3g}; the covariances are not valid')
+            raise ValueError(f'frechet_distance: sqrt(sigma1 @ sigma2) has an imaginary component '
+                             f'of {np.max(np.abs(covmean.imag)):.3g}; the covariances are not valid')
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
@@ -134,11 +135,12 @@ def _as_uint8_rgb(img: np.ndarray) -> np.ndarray:
 class InceptionFeatureExtractor:
     """The TorchScript Inception-v3 of StyleGAN2-ADA / clean-fid (``inception-2015-12-05.pt``), user-supplied.
 
-    Call convention of that file (StyleGAN2-ADA ``metrics/metric_utils.py``, ``frechet_inception_distance.py``,
-    ``inception_score.py``): the input is an NCHW tensor with **3 channels and values 0..255** (uint8); the model
-    itself resizes it to 299x299 (bilinear ``grid_sample``) and normalises it with ``(x - 128) / 128``, so images
-    are passed at their own size. ``model(x, return_features=True)`` returns the (N, 2048) pool features used by
-    FID; ``model(x, no_output_bias=True)`` returns the (N, 1008) softmax class probabilities (without the output
+    Call convention of that file (StyleGAN2-ADA ``metrics/metric_utils.py``,
+    ``frechet_inception_distance.py``, ``inception_score.py``): the input is an NCHW tensor with **3 channels
+    and values 0..255** (uint8); the model itself resizes it to 299x299 (bilinear ``grid_sample``) and
+    normalises it with ``(x - 128) / 128``, so images are passed at their own size.
+    ``model(x, return_features=True)`` returns the (N, 2048) pool features used by FID;
+    ``model(x, no_output_bias=True)`` returns the (N, 1008) softmax class probabilities (without the output
     bias, as the original TensorFlow IS code) used by the Inception Score.
 
     Grey SAR tiles are replicated into three channels. Images are batched in runs of equal size (a batch never
@@ -159,7 +161,7 @@ class InceptionFeatureExtractor:
         import torch
         try:
             self.model = torch.jit.load(path, map_location=device).eval()
-        except Exception as e:  # a pickle / state dict instead of the TorchScript archive, a truncated file, ...
+        except Exception as e:  # a pickle / state dict instead of the TorchScript archive, a truncated file
             raise ValueError(f'{path!r} is not a loadable TorchScript model ({type(e).__name__}: {e}). '
                              f'{INCEPTION_HINT}') from e
         self.path = path
@@ -201,7 +203,8 @@ class InceptionFeatureExtractor:
                     feats.append(self.model(x, return_features=True).double().cpu().numpy())
                 if probs:
                     p = self.model(x, no_output_bias=True).double().cpu()
-                    if bool((p < 0).any()) or not torch.allclose(p.sum(1), torch.ones_like(p[:, 0]), atol=1e-3):
+                    sums_to_one = torch.allclose(p.sum(1), torch.ones_like(p[:, 0]), atol=1e-3)
+                    if bool((p < 0).any()) or not sums_to_one:
                         p = torch.softmax(p, dim=1)
                     prob.append(p.numpy())
         out = {}
@@ -243,7 +246,7 @@ def compute_fid_is(real_images: Iterable[np.ndarray], gen_images: Iterable[np.nd
 # ------------------------------------------------------------------------------------------------------------
 
 def to_gray(img: np.ndarray) -> np.ndarray:
-    """(H, W) image unchanged; (H, W, 3) RGB -> luminance (exact for SAR tiles stored with three equal channels)."""
+    """(H, W) image unchanged; (H, W, 3) RGB -> luminance (exact for tiles saved with three equal channels)."""
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         return img[..., 0]
@@ -270,17 +273,18 @@ def equivalent_number_of_looks(img: np.ndarray, window: Optional[int] = None, ki
     """Equivalent number of looks ``ENL = E[I]^2 / Var[I]`` of the intensity ``I``.
 
     Convention: the pixel values are taken as SAR **amplitude** by default (``kind='amplitude'``), so the
-    intensity is ``I = value^2``; with ``kind='intensity'`` the values are used as they are. For fully developed
-    L-look speckle on a homogeneous area the ENL is L (1 for single-look exponential intensity). Tiles stored in
-    dB (log scale) have no meaningful ENL; the number is then only useful to compare two sets stored the same way.
+    intensity is ``I = value^2``; with ``kind='intensity'`` the values are used as they are. For fully
+    developed L-look speckle on a homogeneous area the ENL is L (1 for single-look exponential intensity).
+    Tiles stored in dB (log scale) have no meaningful ENL; the number is then only useful to compare two sets
+    stored the same way.
 
     * ``window=None``: one ENL over the whole image (scene texture, slicks and land lower it).
-    * ``window=w``: the image is cut into non-overlapping ``w x w`` windows (the incomplete border is dropped),
-      each window gets its own ENL (unbiased variance), and the mean over the most homogeneous windows is
-      returned: the ``homogeneous_fraction`` of windows with the highest ENL (lowest coefficient of variation).
-      ``homogeneous_fraction=1`` averages all windows (unbiased on pure speckle); smaller values follow the usual
-      practice of measuring on homogeneous sea areas only, and overestimate the ENL of pure speckle.
-      Constant windows (zero variance) are skipped.
+    * ``window=w``: the image is cut into non-overlapping ``w x w`` windows (the incomplete border is
+      dropped), each window gets its own ENL (unbiased variance), and the mean over the most homogeneous
+      windows is returned: the ``homogeneous_fraction`` of windows with the highest ENL (lowest coefficient of
+      variation). ``homogeneous_fraction=1`` averages all windows (unbiased on pure speckle); smaller values
+      follow the usual practice of measuring on homogeneous sea areas only, and overestimate the ENL of pure
+      speckle. Constant windows (zero variance) are skipped.
 
     Args:
         img: (H, W) or (H, W, 3) image (any numeric type).
@@ -294,7 +298,8 @@ def equivalent_number_of_looks(img: np.ndarray, window: Optional[int] = None, ki
     if kind not in ('amplitude', 'intensity'):
         raise ValueError(f"equivalent_number_of_looks: kind={kind!r}, expected 'amplitude' or 'intensity'")
     if not 0 < homogeneous_fraction <= 1:
-        raise ValueError(f'equivalent_number_of_looks: homogeneous_fraction={homogeneous_fraction} not in (0, 1]')
+        raise ValueError(f'equivalent_number_of_looks: homogeneous_fraction={homogeneous_fraction} is not in '
+                         '(0, 1]')
     x = to_gray(img).astype(np.float64)
     if kind == 'amplitude':
         x = x ** 2
@@ -332,8 +337,8 @@ def _histogram_distances(h1: np.ndarray, h2: np.ndarray) -> Dict[str, float]:
                 w1=float(wasserstein_distance(centres, centres, u_weights=p, v_weights=q)))
 
 
-def histogram_distance(real: Union[np.ndarray, Iterable[np.ndarray]], gen: Union[np.ndarray, Iterable[np.ndarray]],
-                       bins: int = 256) -> Dict[str, float]:
+def histogram_distance(real: Union[np.ndarray, Iterable[np.ndarray]],
+                       gen: Union[np.ndarray, Iterable[np.ndarray]], bins: int = 256) -> Dict[str, float]:
     """Distances between the pooled 8-bit grey-level histograms of two image sets.
 
     Args:
@@ -343,8 +348,8 @@ def histogram_distance(real: Union[np.ndarray, Iterable[np.ndarray]], gen: Union
 
     Returns:
         ``js``: Jensen-Shannon distance (square root of the JS divergence, base 2, so in [0, 1]);
-        ``w1``: Wasserstein-1 (earth mover's) distance between the two grey-level distributions, in grey levels
-        (:func:`scipy.stats.wasserstein_distance` on the bin centres weighted by the histograms).
+        ``w1``: Wasserstein-1 (earth mover's) distance between the two grey-level distributions, in grey
+        levels (:func:`scipy.stats.wasserstein_distance` on the bin centres weighted by the histograms).
         Both are 0 for identical histograms.
     """
     return _histogram_distances(gray_histogram(real, bins), gray_histogram(gen, bins))
@@ -399,9 +404,10 @@ def speckle_statistics(real_iter: Iterable[np.ndarray], gen_iter: Iterable[np.nd
             image (an image smaller than the window gets the whole-image ENL).
 
     Returns:
-        ``dict(real=..., gen=..., distance=...)``: ``real`` and ``gen`` hold ``num_images``, ``mean`` and ``std``
-        of the pooled grey levels and ``enl_mean`` / ``enl_median`` over images; ``distance`` holds ``js`` and
-        ``w1`` between the pooled histograms (:func:`histogram_distance`) and ``enl_ratio`` (gen / real mean ENL).
+        ``dict(real=..., gen=..., distance=...)``: ``real`` and ``gen`` hold ``num_images``, ``mean`` and
+        ``std`` of the pooled grey levels and ``enl_mean`` / ``enl_median`` over images; ``distance`` holds
+        ``js`` and ``w1`` between the pooled histograms (:func:`histogram_distance`) and ``enl_ratio`` (gen /
+        real mean ENL).
     """
     enl_kwargs = dict(window=enl_window, kind=enl_kind, homogeneous_fraction=enl_homogeneous_fraction)
     stats = {}
@@ -432,8 +438,8 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
     For each (image, logits) pair, ``segmentor_predict_fn(image)`` gives an (H, W) class map; the reference is
     ``argmax`` over the K generated logits (or the label map itself when an (H, W) integer map is given).
     Pixel areas are accumulated over all pairs and turned into per-class IoU with the project's metric code
-    (:func:`confusion_to_metrics`); classes absent from both prediction and reference (IoU NaN) are left out of
-    the mean, as mmseg does.
+    (:func:`confusion_to_metrics`); classes absent from both prediction and reference (IoU NaN) are left out
+    of the mean, as mmseg does.
 
     Args:
         segmentor_predict_fn: image -> (H, W) integer prediction.
@@ -442,8 +448,8 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
         class_names: Names for the per-class entries (default ``'0'``, ``'1'``, ...).
 
     Returns:
-        ``dict(mIoU, mF1, aAcc, IoU={name: value}, F1={name: value}, num_images, num_pixels)``, values in [0, 1]
-        (not %); NaN for classes that never occur.
+        ``dict(mIoU, mF1, aAcc, IoU={name: value}, F1={name: value}, num_images, num_pixels)``,
+        values in [0, 1] (not %); NaN for classes that never occur.
     """
     names = [str(k) for k in range(num_classes)] if class_names is None else list(class_names)
     if len(names) != num_classes:
@@ -464,11 +470,12 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
                              f'{target.shape}')
         pred = np.asarray(segmentor_predict_fn(image)).astype(np.int64)
         if pred.shape != label.shape:
-            raise ValueError(f'label_image_consistency: prediction {pred.shape} and label {label.shape} differ '
-                             f'(image {np.shape(image)})')
+            raise ValueError(f'label_image_consistency: prediction {pred.shape} and label {label.shape} '
+                             f'differ (image {np.shape(image)})')
         if pred.size and (pred.min() < 0 or pred.max() >= num_classes):
-            raise ValueError(f'label_image_consistency: predicted classes {np.unique(pred)[:10].tolist()} are not '
-                             f'all in 0..{num_classes - 1}')
+            bad = np.unique(pred)[:10].tolist()
+            raise ValueError(f'label_image_consistency: predicted classes {bad} are not all in '
+                             f'0..{num_classes - 1}')
         if label.size and (label.min() < 0 or label.max() >= num_classes):
             raise ValueError(f'label_image_consistency: label values outside 0..{num_classes - 1}')
         conf = np.bincount(label.ravel() * num_classes + pred.ravel(), minlength=num_classes ** 2)
@@ -494,8 +501,9 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
 # Reading D_aug and real tiles
 # ------------------------------------------------------------------------------------------------------------
 
-DAUG_LAYOUT = ('<root>/manifest.json, <root>/images/<name>.png (8-bit SAR tiles) and <root>/logits/<name>.npy '
-               '(float16 K x H x W logits), as written by the generation loop (datasets/daug.py)')
+DAUG_LAYOUT = ('<root>/manifest.json, <root>/images/<name>.png (8-bit SAR tiles) and '
+               '<root>/logits/<name>.npy (float16 K x H x W logits), as written by the generation loop '
+               '(datasets/daug.py)')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 
 
@@ -531,8 +539,8 @@ def load_daug(root: str, max_samples: Optional[int] = None) -> Tuple[Dict, List[
         FileNotFoundError: naming ``root`` and the expected layout when it is not a D_aug folder.
     """
     from ..datasets.daug import DAugDataset
-    missing = [p for p in (root, osp.join(root, 'manifest.json'), osp.join(root, 'images'), osp.join(root, 'logits'))
-               if not osp.exists(p)]
+    expected = (root, osp.join(root, 'manifest.json'), osp.join(root, 'images'), osp.join(root, 'logits'))
+    missing = [p for p in expected if not osp.exists(p)]
     if missing:
         raise FileNotFoundError(f'{root!r} is not a D_aug folder: {missing[0]!r} does not exist. Expected '
                                 f'{DAUG_LAYOUT}.')
@@ -553,11 +561,11 @@ def list_real_images(root: str, real_type: str = 'auto', max_samples: Optional[i
     """Image files of a real set, in name order.
 
     Args:
-        root: The folder holding the tiles (searched recursively for ``sos`` / ``osd``), e.g. ``data/sos/train/palsar``,
-            ``data/sos/test/palsar/sat`` or ``data/osd/train/images``.
-        real_type: ``'sos'`` (``*_sat.jpg`` via :class:`SOSDataset`), ``'osd'`` (``*.jpg`` via :class:`OSDDataset`),
-            ``'folder'`` (every image file directly in ``root``) or ``'auto'`` (``sos`` when ``*_sat.jpg`` files
-            exist, else ``folder``).
+        root: The folder holding the tiles (searched recursively for ``sos`` / ``osd``), e.g.
+            ``data/sos/train/palsar``, ``data/sos/test/palsar/sat`` or ``data/osd/train/images``.
+        real_type: ``'sos'`` (``*_sat.jpg`` via :class:`SOSDataset`), ``'osd'`` (``*.jpg`` via
+            :class:`OSDDataset`), ``'folder'`` (every image file directly in ``root``) or ``'auto'`` (``sos``
+            when ``*_sat.jpg`` files exist, else ``folder``).
         max_samples: Keep the first ``max_samples`` files.
     """
     if not osp.isdir(root):

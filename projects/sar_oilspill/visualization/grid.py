@@ -7,13 +7,13 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-#: SOS has classes (background, oil_spill) with palette black / white; white is hard to see over SAR, so overlays
-#: use red for oil. Background is never tinted (``skip_background``).
+#: SOS has classes (background, oil_spill) with palette black / white; white is hard to see over SAR, so
+#: overlays use red for oil. Background is never tinted (``skip_background``).
 SOS_OVERLAY_PALETTE: List[Tuple[int, int, int]] = [(0, 0, 0), (255, 0, 0)]
 
 
 def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:
-    """Overlay palette for a class count: OSD's five colours, SOS's red-for-oil, else a fixed random palette."""
+    """Overlay palette by class count: OSD's five colours, SOS's red-for-oil, else a fixed random palette."""
     if num_classes == 5:
         from ..datasets.osd import OSDDataset
         return [tuple(int(v) for v in c) for c in OSDDataset.METAINFO['palette']]
@@ -43,8 +43,8 @@ def overlay_labels(image: np.ndarray, label: np.ndarray, palette: Sequence[Seque
         raise ValueError(f'overlay_labels: label {label.shape} and image {rgb.shape[:2]} differ')
     colours = np.asarray(palette, np.float32).reshape(-1, 3)
     if label.size and (label.min() < 0 or label.max() >= len(colours)):
-        raise ValueError(f'overlay_labels: label values {np.unique(label)[:10].tolist()} but only {len(colours)} '
-                         'palette colours')
+        raise ValueError(f'overlay_labels: label values {np.unique(label)[:10].tolist()} but only '
+                         f'{len(colours)} palette colours')
     mask = label > 0 if skip_background else np.ones(label.shape, bool)
     colour = colours[label.astype(np.int64)]
     rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * colour[mask]
@@ -69,8 +69,8 @@ def make_generation_grid(images, labels, palette: Sequence[Sequence[int]], ncols
     """Lay out (image | image with label overlay) pairs in a grid.
 
     Every sample occupies two panels side by side, the SAR tile and the same tile with its labels overlaid;
-    ``ncols`` samples per row. Panels are separated (and framed) by ``pad`` pixels of ``pad_value``, so the grid
-    is ``rows * H + (rows + 1) * pad`` high and ``2 * ncols * W + (2 * ncols + 1) * pad`` wide, with
+    ``ncols`` samples per row. Panels are separated (and framed) by ``pad`` pixels of ``pad_value``, so the
+    grid is ``rows * H + (rows + 1) * pad`` high and ``2 * ncols * W + (2 * ncols + 1) * pad`` wide, with
     ``rows = ceil(N / ncols)`` (``ncols`` is lowered to N when N is smaller).
 
     Args:
@@ -97,7 +97,8 @@ def make_generation_grid(images, labels, palette: Sequence[Sequence[int]], ncols
     n = len(images)
     ncols = max(1, min(int(ncols), n))
     rows = math.ceil(n / ncols)
-    grid = np.full((rows * h + (rows + 1) * pad, 2 * ncols * w + (2 * ncols + 1) * pad, 3), pad_value, np.uint8)
+    height, width = rows * h + (rows + 1) * pad, 2 * ncols * w + (2 * ncols + 1) * pad
+    grid = np.full((height, width, 3), pad_value, np.uint8)
     for i, (image, label) in enumerate(zip(images, labels)):
         if image.shape[:2] != (h, w):
             raise ValueError(f'make_generation_grid: image {i} is {image.shape[:2]}, the first is {(h, w)}')
@@ -105,12 +106,13 @@ def make_generation_grid(images, labels, palette: Sequence[Sequence[int]], ncols
         y = pad + r * (h + pad)
         x = pad + 2 * c * (w + pad)
         grid[y:y + h, x:x + w] = _rgb(image)
-        grid[y:y + h, x + w + pad:x + 2 * w + pad] = overlay_labels(image, label, palette, alpha, skip_background)
+        x2 = x + w + pad
+        grid[y:y + h, x2:x2 + w] = overlay_labels(image, label, palette, alpha, skip_background)
     return grid
 
 
-def save_generation_grid(images, labels, palette: Optional[Sequence[Sequence[int]]], path: str, ncols: int = 4,
-                         alpha: float = 0.5, pad: int = 2) -> str:
+def save_generation_grid(images, labels, palette: Optional[Sequence[Sequence[int]]], path: str,
+                         ncols: int = 4, alpha: float = 0.5, pad: int = 2) -> str:
     """Write :func:`make_generation_grid` as an image file (PNG unless ``path`` says otherwise), atomically.
 
     Args:

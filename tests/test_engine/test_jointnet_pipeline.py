@@ -1,0 +1,176 @@
+"""SAR-JointNet's loops and the DAKD pipeline through the user's command lines, on tiny budgets.
+
+stage 1 -> 2 -> 3 (tools/train.py) -> resume -> generate (tools/generate_daug.py, 1 and 2 processes, resume after
+an interruption) -> DAKD student (tools/train.py) on the real SOS subset.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from projects.sar_oilspill.engine import sample_seed, shard_indices, stage_of_iter
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+JN_CFG = 'configs/sar_jointnet/sos_alos_tiny_cpu.py'
+DAKD_CFG = 'configs/dakd/saross_sos_alos_tiny_cpu.py'
+
+
+def _env(**extra):
+    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1', PYTHON=sys.executable, **extra)
+
+
+def _run(cmd, ok=True, **extra_env):
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=_env(**extra_env))
+    out = r.stdout + r.stderr
+    if ok:
+        assert r.returncode == 0, out[-4000:]
+    else:
+        assert r.returncode != 0, out[-4000:]
+    return out
+
+
+def _train_opts(root, iters=(2, 2, 2)):
+    return ['--cfg-options', f'train_dataloader.dataset.data_root={root}', f'train_cfg.stage_iters={iters}',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'default_hooks.checkpoint.interval=2',
+            'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1']
+
+
+def _state(path):
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+# ---------------------------------------------------------------- pure helpers
+def test_stage_of_iter():
+    stages = [stage_of_iter(i, (2, 3, 1)) for i in range(7)]
+    assert stages == [1, 1, 2, 2, 2, 3, 3]
+    assert [stage_of_iter(i, (0, 0, 2)) for i in range(2)] == [3, 3]
+    assert [stage_of_iter(i, (2, 0, 1)) for i in range(3)] == [1, 1, 3]
+
+
+def test_shards_are_disjoint_and_complete():
+    for world in (1, 2, 3, 5):
+        shards = [shard_indices(11, r, world) for r in range(world)]
+        flat = sorted(i for s in shards for i in s)
+        assert flat == list(range(11))
+    with pytest.raises(ValueError):
+        shard_indices(4, 2, 2)
+    assert sample_seed(0, 5) == 5 and sample_seed(2, 5) == 2 * 1_000_003 + 5
+
+
+def test_train_loop_rejects_bad_stage_iters():
+    from projects.sar_oilspill.engine import JointNetTrainLoop
+    for bad in [(1, 2), (0, 0, 0), (1, -1, 1)]:
+        with pytest.raises(ValueError, match='stage_iters'):
+            JointNetTrainLoop(runner=None, dataloader=None, stage_iters=bad)
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.mark.timeout(900)
+def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
+    wd = str(tmp_path / 'jn')
+    out = _run([sys.executable, 'tools/train.py', JN_CFG, '--work-dir', wd, *_train_opts(sos_mini)])
+    assert 'stage 1 -> 2' in out and 'stage 2 -> 3' in out and 'Label-Net initialised from SAR-Net' in out
+    s1, s2, s3 = (_state(osp.join(wd, f'iter_{i}.pth')) for i in (2, 4, 6))
+    assert [int(s['state_dict']['training_stage']) for s in (s1, s2, s3)] == [1, 2, 3]
+
+    def params(state, prefix):
+        return {k: v for k, v in state['state_dict'].items() if k.startswith(prefix)}
+
+    # stage 2: SAR-Net frozen, Label-Net and both exchange directions trained
+    sar1, sar2, sar3 = (params(s, 'joint.sar_net.') for s in (s1, s2, s3))
+    assert sar1 and all(torch.equal(sar1[k], sar2[k]) for k in sar1)
+    assert any(not torch.equal(sar2[k], sar3[k]) for k in sar2)  # stage 3 trains everything
+    for prefix in ('joint.exchange_to_sar.', 'joint.exchange_to_label.'):
+        ex1, ex2 = params(s1, prefix), params(s2, prefix)
+        assert ex1 and all(float(v.abs().max()) == 0 for v in ex1.values())  # zero-initialised, untouched in stage 1
+        assert any(float(v.abs().max()) > 0 for v in ex2.values())
+    # stage 3 lowers the learning rate once (tiny config: 1e-3 -> 1e-4)
+    lrs = [s['optimizer']['param_groups'][0]['lr'] for s in (s1, s2, s3)]
+    assert lrs == pytest.approx([1e-3, 1e-3, 1e-4])
+
+    # resume from the stage-2 checkpoint: stage restored, no second Label-Net initialisation, LR reduced once
+    os.remove(osp.join(wd, 'iter_6.pth'))
+    with open(osp.join(wd, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(wd, 'iter_4.pth'))
+    out = _run([sys.executable, 'tools/train.py', JN_CFG, '--work-dir', wd, '--resume', *_train_opts(sos_mini)])
+    assert 'resuming at 4' in out and 'Label-Net initialised' not in out and 'stage 2 -> 3' in out
+    s3b = _state(osp.join(wd, 'iter_6.pth'))
+    assert s3b['optimizer']['param_groups'][0]['lr'] == pytest.approx(1e-4)
+    assert int(s3b['state_dict']['training_stage']) == 3
+
+    # a stage-1 checkpoint cannot generate labels
+    ckpt1 = osp.join(wd, 'iter_2.pth')
+    out = _run([sys.executable, 'tools/generate_daug.py', JN_CFG, ckpt1, '--out-dir', str(tmp_path / 'x'),
+                '--work-dir', wd, '--num-samples', '2'], ok=False)
+    assert 'stage 1' in out
+
+    # generate 8 tiles (1 process), 3 DDIM steps
+    ckpt = osp.join(wd, 'iter_6.pth')
+    daug = str(tmp_path / 'daug')
+    gen = [sys.executable, 'tools/generate_daug.py', JN_CFG, ckpt, '--work-dir', wd, '--num-samples', '8',
+           '--batch-size', '3', '--steps', '3']
+    out = _run(gen + ['--out-dir', daug])
+    assert 'generating 8' in out
+    names = sorted(osp.basename(p)[:-4] for p in glob.glob(osp.join(daug, 'images', '*.png')))
+    assert names == [f's{i:06d}' for i in range(8)]
+    manifest = json.load(open(osp.join(daug, 'manifest.json')))
+    assert manifest['complete'] and manifest['num_classes'] == 2 and manifest['size'] == [128, 128]
+    assert [s['seed'] for s in manifest['samples']] == list(range(8))
+    grid = cv2.imread(osp.join(daug, 'grid.png'))  # 8 samples, image | overlay, 4 per row (generation_cfg.grid)
+    assert grid is not None and grid.shape[0] > 2 * 128 and grid.shape[1] > 8 * 128
+    logits = np.load(osp.join(daug, 'logits', 's000003.npy'))
+    assert logits.shape == (2, 128, 128) and logits.dtype == np.float16 and np.isfinite(logits).all()
+    assert cv2.imread(osp.join(daug, 'images', 's000003.png'), cv2.IMREAD_UNCHANGED).shape == (128, 128)
+    originals = {n: (cv2.imread(osp.join(daug, 'images', n + '.png'), cv2.IMREAD_UNCHANGED),
+                     np.load(osp.join(daug, 'logits', n + '.npy'))) for n in names}
+
+    # nothing left to do on a second run; an interrupted run (half pairs, temp files) is completed
+    assert 'generating 0' in _run(gen + ['--out-dir', daug])
+    os.remove(osp.join(daug, 'logits', 's000005.npy'))
+    os.remove(osp.join(daug, 'images', 's000006.png'))
+    open(osp.join(daug, 'images', 's000007.png.tmp-999'), 'wb').close()
+    out = _run(gen + ['--out-dir', daug])
+    assert 'generating 2' in out
+    for n in ('s000005', 's000006'):  # the same seed gives the same sample
+        img = cv2.imread(osp.join(daug, 'images', n + '.png'), cv2.IMREAD_UNCHANGED)
+        assert np.abs(img.astype(int) - originals[n][0].astype(int)).max() <= 1
+        np.testing.assert_allclose(np.load(osp.join(daug, 'logits', n + '.npy')).astype(np.float32),
+                                   originals[n][1].astype(np.float32), atol=2e-2)
+    # other settings into the same folder are refused
+    out = _run(gen[:-2] + ['--steps', '4', '--out-dir', daug], ok=False)
+    assert 'num_inference_steps' in out and 'other settings' in out
+
+    # 2 processes: disjoint shards, together the same samples as one process
+    daug2 = str(tmp_path / 'daug2')
+    out = _run(['bash', 'tools/dist_generate.sh', JN_CFG, ckpt, '2', '--work-dir', wd, '--num-samples', '8',
+                '--batch-size', '3', '--steps', '3', '--out-dir', daug2],
+               PORT=str(29600 + os.getpid() % 300))
+    # rank 0 logs its shard (mmengine keeps other ranks' INFO lines quiet); the total is gathered from both
+    assert 'rank 0/2: 4 samples in shard' in out and 'generated 8 samples' in out
+    for n in names:
+        img = cv2.imread(osp.join(daug2, 'images', n + '.png'), cv2.IMREAD_UNCHANGED)
+        assert np.abs(img.astype(int) - originals[n][0].astype(int)).max() <= 1, n
+    assert json.load(open(osp.join(daug2, 'manifest.json')))['complete']
+
+    # DAKD: the CPU-sized SAROSS-Net on real tiles + 2x2 mosaics of the generated tiles (CE + KD + Dice)
+    dakd_wd = str(tmp_path / 'dakd')
+    out = _run([sys.executable, 'tools/train.py', DAKD_CFG, '--work-dir', dakd_wd, '--cfg-options',
+                f'train_dataloader.dataset.real.data_root={sos_mini}',
+                f'train_dataloader.dataset.synthetic.data_root={daug}', f'val_dataloader.dataset.data_root={sos_mini}',
+                'val_dataloader.dataset.indices=2', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+                'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=4',
+                'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+                'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+                'default_hooks.logger.interval=1'])
+    assert 'loss_kd' in out and 'mIoU' in out
+    assert osp.isfile(osp.join(dakd_wd, 'iter_2.pth'))
+    shutil.rmtree(wd, ignore_errors=True)
