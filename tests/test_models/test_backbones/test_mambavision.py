@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from mmseg.registry import MODELS
 from projects.sar_oilspill.models.backbones import MambaVision
-from projects.sar_oilspill.models.backbones.mambavision import (MambaVisionMixer,
+from projects.sar_oilspill.models.backbones.mambavision import (ARCH_SETTINGS,
+                                                                MambaVisionMixer,
                                                                 window_partition,
                                                                 window_reverse)
 
@@ -152,6 +153,67 @@ def test_pretrained_wrong_variant_raises(tmp_path):
     model = MambaVision(arch='test', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     with pytest.raises(KeyError, match='A_log'):
         model.init_weights()
+
+
+def test_pretrained_wrong_variant_lists_missing_keys(tmp_path):
+    path = tmp_path / 'partial.pth.tar'
+    state = random_checkpoint(path, extra=False)
+    for key in ('levels.2.blocks.0.mixer.A_log', 'patch_embed.conv_down.0.weight'):
+        del state[key]
+    torch.save({'state_dict': state}, path)
+    model = MambaVision(arch='test', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(KeyError, match=r'2 missing encoder keys') as err:
+        model.init_weights()
+    assert 'patch_embed.conv_down.0.weight' in str(err.value)
+    assert 'partial.pth.tar' in str(err.value)
+
+
+def test_pretrained_deeper_variant_is_not_a_silent_partial_load(tmp_path):
+    """A deeper variant (like T2 into T, or L2 into L) has every key of the shallower one
+    plus extra blocks: the extra blocks are listed and nothing is loaded."""
+    deeper = dict(ARCH_SETTINGS['test'], depths=(1, 1, 3, 2))
+    src = MambaVision(arch=deeper)
+    path = tmp_path / 'deeper.pth.tar'
+    torch.save({'state_dict': {k: v + 1 if v.is_floating_point() else v
+                               for k, v in src.state_dict().items()}}, path)
+    model = MambaVision(arch='test', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(KeyError, match='unexpected encoder keys') as err:
+        model.init_weights()
+    assert 'levels.2.blocks.2.' in str(err.value)
+    assert 'missing encoder keys' not in str(err.value)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_pretrained_layer_scale_mismatch_and_wrong_shape_raise(tmp_path):
+    path = tmp_path / 'with_gamma.pth.tar'
+    random_checkpoint(path)  # 'test' has layer_scale=1e-5: gamma_1/gamma_2 in the file
+    model = MambaVision(arch='test', layer_scale=None,
+                        init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(KeyError, match=r'unexpected encoder keys: \[levels\.2\.blocks\.0\.gamma_1'):
+        model.init_weights()
+    wide = dict(ARCH_SETTINGS['test'], dim=24)
+    path = tmp_path / 'wide.pth.tar'
+    torch.save({'state_dict': MambaVision(arch=wide).state_dict()}, path)
+    model = MambaVision(arch='test', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(KeyError, match='shape mismatches') as err:
+        model.init_weights()
+    assert 'patch_embed.conv_down.3.weight: (24, 8, 3, 3) != (16, 8, 3, 3)' in str(err.value)
+
+
+def test_mismatching_checkpoint_raises_through_segmentor_init(tmp_path):
+    """init_cfg Pretrained inside a built segmentor: the error reaches model.init_weights()."""
+    deeper = dict(ARCH_SETTINGS['test'], depths=(1, 1, 2, 3))
+    path = tmp_path / 'deeper.pth.tar'
+    torch.save({'state_dict': MambaVision(arch=deeper).state_dict()}, path)
+    segmentor = MODELS.build(dict(
+        type='EncoderDecoder',
+        backbone=dict(type='MambaVision', arch='test',
+                      init_cfg=dict(type='Pretrained', checkpoint=str(path))),
+        decode_head=dict(type='FCNHead', in_channels=128, channels=8, num_convs=1,
+                         num_classes=2, in_index=3)))
+    with pytest.raises(KeyError, match=r'levels\.3\.blocks\.2\.'):
+        segmentor.init_weights()
 
 
 def test_converter_drops_classifier_and_checks_keys(tmp_path):

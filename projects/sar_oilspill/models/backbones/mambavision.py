@@ -508,7 +508,7 @@ class MambaVision(BaseModule):
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)`` loads an NVlabs
             ``.pth.tar`` (weights under ``state_dict``), a converted ``.pth``, or a segmentor
             checkpoint (``backbone.`` prefix stripped; or give ``prefix='backbone.'``).
-            Missing encoder weights raise. Defaults to None.
+            Missing or unexpected encoder weights raise, listing the keys. Defaults to None.
 
     Example:
         >>> model = MambaVision(arch='test')
@@ -679,7 +679,8 @@ class MambaVision(BaseModule):
 
         Raises:
             FileNotFoundError: the local checkpoint file does not exist.
-            KeyError: the checkpoint lacks encoder weights of this architecture.
+            KeyError: the checkpoint's encoder keys or shapes do not match this architecture
+                (missing and unexpected keys listed).
         """
         if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
             self.apply(self._default_init)
@@ -700,27 +701,54 @@ class MambaVision(BaseModule):
         self._is_init = True
 
     def load_encoder_state_dict(self, state_dict: Dict[str, Tensor], source: str = '') -> None:
-        """Load encoder weights, ignoring the classifier and raising on missing weights.
+        """Load encoder weights strictly; only the classifier and ``outnorm`` may differ.
+
+        Before anything is copied, the checkpoint's encoder entries (``patch_embed.*``,
+        ``levels.*``) are compared with this model's: any missing entry, unexpected entry (e.g.
+        the extra blocks of a deeper variant, or ``gamma_*`` when ``layer_scale`` does not
+        match) or shape mismatch raises, listing the keys, so a wrong variant never loads
+        partially. The classifier (``norm.*``/``head.*``) is dropped; ``outnorm*`` layers that
+        the checkpoint lacks stay newly initialised, extra ``outnorm*`` entries are ignored.
 
         Args:
             state_dict (dict[str, Tensor]): NVlabs-named weights (``norm.``/``head.`` allowed).
             source (str): file name for messages.
 
         Raises:
-            KeyError: encoder weights of this model are absent from ``state_dict``.
-            RuntimeError: a weight has the wrong shape (from ``load_state_dict``).
+            KeyError: encoder keys missing from or unexpected in ``state_dict``, or encoder
+                weights of the wrong shape; the message lists them.
         """
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(CLASSIFIER_PREFIXES)}
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        missing_encoder = [k for k in missing if not k.startswith('outnorm')]
-        if missing_encoder:
+        own = self.state_dict()
+        encoder = ('patch_embed.', 'levels.')
+        missing = sorted(k for k in own if k.startswith(encoder) and k not in state_dict)
+        unexpected = sorted(k for k in state_dict if k.startswith(encoder) and k not in own)
+        wrong = [f'{k}: {tuple(v.shape)} != {tuple(own[k].shape)}'
+                 for k, v in state_dict.items()
+                 if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
+
+            def listing(keys: List[str]) -> str:
+                return ', '.join(keys[:20]) + (f', ... ({len(keys) - 20} more)'
+                                               if len(keys) > 20 else '')
+
+            parts = [f'{len(keys)} {what}: [{listing(keys)}]'
+                     for what, keys in (('missing encoder keys', missing),
+                                        ('unexpected encoder keys', unexpected),
+                                        ('shape mismatches (checkpoint != model)', wrong))
+                     if keys]
             raise KeyError(
-                f'MambaVision(arch={self.arch_name!r}): {len(missing_encoder)} encoder weights '
-                f'missing from {source!r}, e.g. {missing_encoder[:5]}. Is the checkpoint of '
-                'another variant?')
+                f'MambaVision(arch={self.arch_name!r}): checkpoint {source!r} does not match '
+                f'the encoder; nothing was loaded. ' + '; '.join(parts) + '. Is the checkpoint '
+                'of another variant (arch, layer_scale)? See '
+                'tools/model_converters/mambavision_nvlabs_to_mmseg.py to check a file.')
+        loadable = {k: v for k, v in state_dict.items() if k in own}
+        ignored = sorted(k for k in state_dict if k not in own)
+        new_layers = sorted(k for k in own if k not in state_dict)
+        self.load_state_dict(loadable, strict=False)
         print_log(
-            f'MambaVision: loaded {len(state_dict) - len(unexpected)} tensors from {source!r}; '
-            f'new (not in checkpoint): {sorted(missing)}; ignored: {sorted(unexpected)[:10]}',
+            f'MambaVision: loaded {len(loadable)} tensors from {source!r}; '
+            f'new (not in checkpoint): {new_layers}; ignored: {ignored[:10]}',
             logger='current')
 
 
