@@ -1,4 +1,4 @@
-"""Every leaf config parses, and its model builds (and runs on a tiny input when it is CPU-sized)."""
+"""Every leaf config parses, uses BN (not SyncBN) and relative data roots, and its model builds."""
 import glob
 import os.path as osp
 

@@ -69,6 +69,15 @@ def test_wrong_size_and_unreadable_mask(tmp_path):
         _build(tmp_path, 'train', 'train')[0]
 
 
+def test_unreadable_image_names_the_file(tmp_path):
+    _write_pair(tmp_path / 'train', tmp_path / 'train', 'a')
+    with open(tmp_path / 'train' / 'a_sat.jpg', 'wb') as f:
+        f.write(b'not a jpeg')
+    ds = _build(tmp_path, 'train', 'train')
+    with pytest.raises(OSError, match=r'a_sat\.jpg: unreadable image.*expected an _sat\.jpg image'):
+        ds[0]
+
+
 def test_real_sos_mini_palsar(sos_mini):
     ds = _build(sos_mini, 'train/palsar', 'train/palsar')
     assert len(ds) == 400

@@ -42,6 +42,8 @@ REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from projects.sar_oilspill.utils.profiling import reset_peak_rss, rss_kb  # noqa: E402
+
 VARIANTS = ('none', 'conv3x3', 'caft')
 PAPER_TABLE9 = ('Paper (MambaVision-B, RTX 2080): none 39.52 ms; 3x3 conv '
                 '+6.95 M params, +37.06 GFLOPs, 48.36 ms, +37 MB; CAFT '
@@ -116,26 +118,6 @@ def model_config(args: argparse.Namespace, variant: str):
     return model
 
 
-def _rss_kb(field: str) -> Optional[int]:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 def measure(args: argparse.Namespace, variant: str) -> Dict[str, float]:
     """Measure one variant in this process (the worker side)."""
     from mmengine.analysis import FlopAnalyzer
@@ -168,10 +150,10 @@ def measure(args: argparse.Namespace, variant: str) -> Dict[str, float]:
         torch.cuda.synchronize()
         mem_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        rss_before = _rss_kb('VmRSS')
-        if _reset_peak_rss() and rss_before is not None:
+        rss_before = rss_kb('VmRSS')
+        if reset_peak_rss() and rss_before is not None:
             forward()
-            mem_mb = (_rss_kb('VmHWM') - rss_before) / 1024
+            mem_mb = (rss_kb('VmHWM') - rss_before) / 1024
         else:
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             forward()

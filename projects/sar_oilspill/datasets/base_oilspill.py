@@ -62,3 +62,19 @@ class OilSpillBaseDataset(BaseSegDataset):
         for info in data_list:
             info.update(extra)
         return data_list
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline on sample ``idx``; an image that cannot be decoded is an OSError naming the file.
+
+        mmcv's ``LoadImageFromFile`` only asserts on an undecodable image (and the assert vanishes under
+        ``python -O``); the error here says which file and what was expected.
+        """
+        try:
+            return super().prepare_data(idx)
+        except AssertionError as e:
+            if not str(e).startswith('failed to load image'):
+                raise
+            path = self.get_data_info(idx).get('img_path')
+            raise OSError(f'{type(self).__name__}: {path}: unreadable image (empty, truncated or not an image '
+                          f'file); expected an {self.img_suffix} image readable by OpenCV. '
+                          'tools/dataset_tools/check_dataset.py lists every such file.') from e

@@ -169,9 +169,9 @@ def test_pretrained_wrong_variant_lists_missing_keys(tmp_path):
 
 
 def test_pretrained_deeper_variant_is_not_a_silent_partial_load(tmp_path):
-    """A deeper variant (like T2 into T, or L2 into L) has every key of the shallower one
-    plus extra blocks: the extra blocks are listed and nothing is loaded."""
-    deeper = dict(ARCH_SETTINGS['test'], depths=(1, 1, 3, 2))
+    """A checkpoint with every key of the model plus an extra block (here a second ConvBlock
+    in level 0): the extra keys are listed and nothing is loaded."""
+    deeper = dict(ARCH_SETTINGS['test'], depths=(2, 1, 2, 2))
     src = MambaVision(arch=deeper)
     path = tmp_path / 'deeper.pth.tar'
     torch.save({'state_dict': {k: v + 1 if v.is_floating_point() else v
@@ -180,7 +180,7 @@ def test_pretrained_deeper_variant_is_not_a_silent_partial_load(tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(KeyError, match='unexpected encoder keys') as err:
         model.init_weights()
-    assert 'levels.2.blocks.2.' in str(err.value)
+    assert 'levels.0.blocks.1.conv1.weight' in str(err.value)
     assert 'missing encoder keys' not in str(err.value)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 

@@ -1,0 +1,40 @@
+"""The benchmark scripts run (tiny settings; their numbers are not checked here, only that they are produced)."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+def _run(args, timeout=300):
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    return r.stdout
+
+
+def test_bench_sampling(tmp_path):
+    out_json = str(tmp_path / 'sampling.json')
+    out = _run(['tools/benchmarks/bench_sampling.py', '--arch', 'tiny', '--sizes', '32', '--batch', '1',
+                '--measure-steps', '1', '--repeats', '1', '--out', out_json])
+    assert '| 32x32 |' in out
+    (row,) = json.load(open(out_json))['rows']
+    assert row['tiles_per_s'] > 0 and row['seconds_per_step'] > 0 and row['peak_mem_mb'] >= 0
+
+
+def test_bench_baselines():
+    out = _run(['tools/benchmarks/bench_baselines.py', '--configs', 'configs/baselines/segformer_b0_sos_alos.py',
+                '--size', '64', '64', '--batch', '1', '--iters', '1', '--warmup', '0'])
+    assert 'segformer_b0_sos_alos' in out
+
+
+@pytest.mark.timeout(400)
+def test_bench_caft():
+    out = _run(['tools/benchmarks/bench_caft.py', '--backbone', 'test-small', '--shape', '64', '64', '--runs', '1',
+                '--warmup', '0'])
+    for variant in ('none', 'conv3x3', 'caft'):
+        assert variant in out
