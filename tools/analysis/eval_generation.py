@@ -70,20 +70,9 @@ def build_seg_predictor(config: str, checkpoint: str, device: str, num_classes: 
     loaders are removed from the config's test pipeline (there is no ground truth file).
     """
     import cv2
-    import projects.sar_oilspill  # noqa: F401  (registers the plugin)
-    from mmengine.config import Config
-    from mmseg.apis import inference_model, init_model
 
-    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'segmentor {what} {path!r} does not exist')
-    cfg = Config.fromfile(config)
-    pipeline = cfg.get('test_pipeline') or cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
-    if not pipeline:
-        raise ValueError(f'{config}: no test_pipeline (needed by mmseg.apis.inference_model)')
-    cfg.test_pipeline = [t for t in pipeline
-                         if not any(k in str(t.get('type', '')) for k in ('Annotations', 'SoftLabels'))]
-    model = init_model(cfg, checkpoint, device=device)
+    from projects.sar_oilspill.apis import init_segmentor, predict_image
+    model = init_segmentor(config, checkpoint, device=device)
     head_k = getattr(getattr(model, 'decode_head', None), 'num_classes', None)
     if head_k is not None and int(head_k) != int(num_classes):
         raise ValueError(f'segmentor {config} predicts {head_k} classes but D_aug has {num_classes}')
@@ -93,8 +82,7 @@ def build_seg_predictor(config: str, checkpoint: str, device: str, num_classes: 
             bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         else:
             bgr = np.ascontiguousarray(image[..., ::-1])
-        result = inference_model(model, bgr)
-        return result.pred_sem_seg.data[0].cpu().numpy()
+        return predict_image(model, bgr)['label']
 
     return predict
 

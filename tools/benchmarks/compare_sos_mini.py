@@ -38,14 +38,20 @@ def main() -> None:
         wd = osp.join(a.work_dir, name)
         common = [f'train_dataloader.dataset.data_root={a.data_root}', f'val_dataloader.dataset.data_root={a.data_root}',
                   f'test_dataloader.dataset.data_root={a.data_root}', f'randomness.seed={a.seed}']
-        train_opts = common + [
-            f'train_dataloader.batch_size={a.batch}', 'train_cfg.type=IterBasedTrainLoop', 'train_cfg.max_iters=1000000',
-            'train_cfg.val_interval=1000000', 'default_hooks.checkpoint.interval=1000000',
-            # one optimiser and schedule for all, so the comparison is about the models
-            'optim_wrapper.type=OptimWrapper', f'optim_wrapper.optimizer.type=AdamW', f'optim_wrapper.optimizer.lr={a.lr}',
-            'optim_wrapper.optimizer.weight_decay=0.01', 'param_scheduler=[]',
-            f'custom_hooks=[dict(type="TrainTimeBudgetHook",budget_s={a.budget})]']
-        subprocess.run([sys.executable, 'tools/train.py', cfg, '--work-dir', wd, '--cfg-options', *train_opts],
+        # one optimiser, schedule and wall-clock budget for all, so the comparison is about the models
+        os.makedirs(osp.join(ROOT, wd), exist_ok=True)
+        budget_cfg = osp.join(ROOT, wd, 'budget_config.py')
+        with open(budget_cfg, 'w') as f:
+            f.write(f"_base_ = {osp.join(ROOT, cfg)!r}\n"
+                    f"train_dataloader = dict(batch_size={a.batch})\n"
+                    "train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=10**7, val_interval=10**7)\n"
+                    "optim_wrapper = dict(_delete_=True, type='OptimWrapper', "
+                    f"optimizer=dict(type='AdamW', lr={a.lr}, weight_decay=0.01))\n"
+                    "param_scheduler = []\n"
+                    "default_hooks = dict(checkpoint=dict(interval=10**7))\n"
+                    f"custom_hooks = [dict(type='TrainTimeBudgetHook', budget_s={a.budget})]\n")
+        train_opts = common
+        subprocess.run([sys.executable, 'tools/train.py', budget_cfg, '--work-dir', wd, '--cfg-options', *train_opts],
                        check=True, cwd=ROOT)
         with open(osp.join(ROOT, wd, 'last_checkpoint')) as f:
             ckpt = f.read().strip()

@@ -247,9 +247,10 @@ class JointNetGenerationLoop(BaseLoop):
             lg = np.load(osp.join(self.out_dir, 'logits', name + '.npy'))
             images.append(img)
             labels.append(lg.astype(np.float32).argmax(0))
-        palette = self.runner.cfg.get('generation_palette')
-        if palette is None:
-            palette = [[0, 0, 0], [255, 0, 0], [0, 255, 255], [0, 153, 0], [153, 76, 0]][:settings['num_classes']]
+        palette = self.runner.cfg.get('generation_palette')  # None: save_generation_grid's default by class count
+        if palette is not None and [list(c) for c in palette] == [[0, 0, 0], [255, 255, 255]]:
+            palette = None  # SOS's white oil is invisible over SAR; the default shows it in red
         path = osp.join(self.out_dir, 'grid.png')
-        save_generation_grid(np.stack(images), np.stack(labels), [tuple(p) for p in palette], path)
+        save_generation_grid(np.stack(images), np.stack(labels),
+                             None if palette is None else [tuple(p) for p in palette], path)
         self.runner.logger.info(f'JointNetGenerationLoop: grid of {n} samples saved to {path}')

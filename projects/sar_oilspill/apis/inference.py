@@ -1,0 +1,81 @@
+"""Inference on images without labels (whole SAR scenes, generated tiles) with a trained segmentor."""
+import os.path as osp
+from typing import Dict, Optional, Sequence, Union
+
+import numpy as np
+
+_LABEL_LOADERS = ('Annotations', 'SoftLabels')
+
+
+def init_segmentor(config: Union[str, 'Config'], checkpoint: str, device: str = 'cpu',  # noqa: F821
+                   slide: Optional[Sequence[int]] = None, stride: Optional[Sequence[int]] = None):
+    """Build a segmentor from a config and checkpoint for inference (``mmseg.apis.init_model``).
+
+    Label loaders (``LoadAnnotations``, ``LoadOilSpillAnnotations``, ``LoadSoftLabels``) are removed from the test
+    pipeline, since there is no ground truth. With ``slide=(h, w)`` the model predicts by sliding windows of that
+    size (``stride`` default: 2/3 of the window), which keeps memory bounded on large scenes.
+
+    Raises:
+        FileNotFoundError: config or checkpoint missing.
+        ValueError: the config has no test pipeline, or bad window sizes.
+    """
+    import projects.sar_oilspill  # noqa: F401  (registers the plugin)
+    from mmengine.config import Config
+    from mmseg.apis import init_model
+
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config {config!r} does not exist')
+        config = Config.fromfile(config)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    cfg = config
+    pipeline = cfg.get('test_pipeline') or ((cfg.get('test_dataloader') or {}).get('dataset') or {}).get('pipeline')
+    if not pipeline:
+        raise ValueError(f'{cfg.filename}: no test_pipeline (needed for inference)')
+    cfg.test_pipeline = [t for t in pipeline if not any(k in str(t.get('type', '')) for k in _LABEL_LOADERS)]
+    if slide is not None:
+        crop = tuple(int(v) for v in slide)
+        step = tuple(int(v) for v in stride) if stride is not None else tuple(max(1, c * 2 // 3) for c in crop)
+        if len(crop) != 2 or len(step) != 2 or min(crop + step) < 1:
+            raise ValueError(f'slide window {slide} / stride {stride}: expected two positive sizes each')
+        cfg.model.test_cfg = dict(mode='slide', crop_size=crop, stride=step)
+    return init_model(cfg, checkpoint, device=device)
+
+
+def predict_image(model, image: np.ndarray) -> Dict[str, np.ndarray]:
+    """Predict one image.
+
+    Args:
+        model: From :func:`init_segmentor`.
+        image: uint8 ``(H, W)`` grey or ``(H, W, 3)`` BGR (as ``cv2.imread`` returns it).
+
+    Returns:
+        dict: ``label`` int64 ``(H, W)`` class map; ``probs`` float32 ``(K, H, W)`` softmax of the logits.
+    """
+    import cv2
+    import torch
+    from mmseg.apis import inference_model
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'expected an (H, W) or (H, W, 3) image, got shape {image.shape}')
+    result = inference_model(model, np.ascontiguousarray(image))
+    logits = result.seg_logits.data.float()
+    probs = torch.softmax(logits, dim=0) if logits.shape[0] > 1 else torch.sigmoid(logits)
+    return dict(label=result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64), probs=probs.cpu().numpy())
+
+
+def class_areas(label: np.ndarray, classes: Sequence[str], pixel_size_m: Optional[float] = None) -> Dict:
+    """Pixels, fraction of the image and (with a pixel size in metres) km² of every class."""
+    counts = np.bincount(np.asarray(label).ravel(), minlength=len(classes))
+    total = max(int(counts.sum()), 1)
+    out = {}
+    for k, name in enumerate(classes):
+        entry = dict(pixels=int(counts[k]), fraction=float(counts[k]) / total)
+        if pixel_size_m is not None:
+            entry['km2'] = float(counts[k]) * float(pixel_size_m) ** 2 / 1e6
+        out[name] = entry
+    return out
