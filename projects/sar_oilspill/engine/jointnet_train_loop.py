@@ -107,7 +107,25 @@ class JointNetTrainLoop(IterBasedTrainLoop):
         self.runner.model = self.runner.wrap_model(wrapper_cfg, inner)
         self.runner.logger.info('JointNetTrainLoop: model wrapped again for the new stage\'s parameters')
 
+    def _check_replicas_agree(self, when: str) -> None:
+        """Under DDP, check that every process holds the same weights (a checksum per process, gathered)."""
+        if not isinstance(self.runner.model, DistributedDataParallel):
+            return
+        import torch
+        import torch.distributed as dist
+        with torch.no_grad():
+            local = torch.stack([sum(p.double().sum() for p in self.joint_model.parameters()),
+                                 sum(p.double().abs().sum() for p in self.joint_model.parameters())]).cpu()
+        gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, local)
+        ref = gathered[0]
+        if any(not torch.allclose(g, ref, rtol=1e-9, atol=0) for g in gathered[1:]):
+            raise RuntimeError(f'JointNetTrainLoop: model weights differ between processes {when} '
+                               f'(checksums {[g.tolist() for g in gathered]}); gradients were not synchronised')
+        self.runner.logger.info(f'JointNetTrainLoop: weights identical on all {len(gathered)} processes {when}')
+
     def _switch_stage(self, new_stage: int) -> None:
+        self._check_replicas_agree(f'at the end of stage {self.joint_model.stage}')
         model = self.joint_model
         old_stage = model.stage
         if new_stage >= 2 and not bool(model.label_net_initialized):
@@ -145,4 +163,6 @@ class JointNetTrainLoop(IterBasedTrainLoop):
         """Train all stages; the model ends in the stage of the last iteration."""
         self.runner.logger.info('JointNetTrainLoop: stages 1/2/3 = %d/%d/%d iterations (resuming at %d)',
                                 *self.stage_iters, self._iter)
-        return super().run()
+        model = super().run()
+        self._check_replicas_agree('at the end of training')
+        return model
