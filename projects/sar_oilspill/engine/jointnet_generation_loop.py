@@ -1,6 +1,7 @@
 """Generation of D_aug (SAR tiles + per-pixel logits) with a trained SAR-JointNet (paper Alg. 2, Sec. 3.1)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import os.path as osp
@@ -23,7 +24,16 @@ SEED_STRIDE = 1_000_003
 
 #: Manifest entries that must agree before new samples are added to an existing D_aug folder.
 _COMPAT_KEYS = ('classes', 'num_classes', 'balancing_factor', 'base_seed', 'num_inference_steps', 'eta',
-                'timestep_spacing', 'size', 'checkpoint', 'name_prefix')
+                'timestep_spacing', 'size', 'checkpoint', 'checkpoint_sha256', 'name_prefix')
+
+
+def file_sha256(path: str, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file, read in chunks (a re-trained checkpoint at the same path is told apart)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def sample_seed(base_seed: int, index: int) -> int:
@@ -50,7 +60,8 @@ class JointNetGenerationLoop(BaseLoop):
     * Sharding: process ``r`` of ``W`` generates the indices ``i % W == r``; no two processes write the same file.
     * Resume: samples whose two files exist are skipped (each file is written to a temporary name and renamed,
       so an interrupted run leaves no half pair). Adding samples to an existing folder is allowed only when the
-      manifest's settings (checkpoint, seeds, sampler, size, classes, ``b``) match; otherwise it is an error.
+      manifest's settings (checkpoint path and SHA-256, seeds, sampler, size, classes, ``b``) match; otherwise it
+      is an error.
     * ``manifest.json`` is written by rank 0 before generation (``complete: false``) and rewritten with
       ``complete: true`` and the sample list when every sample exists.
     * Throughput (samples/s, per process and overall) is logged and returned.
@@ -130,8 +141,16 @@ class JointNetGenerationLoop(BaseLoop):
                     num_inference_steps=int(self.num_inference_steps or model.test_cfg['num_inference_steps']),
                     eta=float(model.test_cfg['eta'] if self.eta is None else self.eta),
                     timestep_spacing=model.test_cfg['timestep_spacing'], size=list(size),
-                    checkpoint=self.checkpoint, name_prefix=self.name_prefix, model_stage=model.stage,
+                    checkpoint=self.checkpoint, checkpoint_sha256=self._checkpoint_sha256(),
+                    name_prefix=self.name_prefix, model_stage=model.stage,
                     config=getattr(self.runner.cfg, 'filename', None))
+
+    def _checkpoint_sha256(self) -> Optional[str]:
+        if not self.checkpoint or not osp.isfile(self.checkpoint):
+            return None
+        if getattr(self, '_ckpt_sha', None) is None:
+            self._ckpt_sha = file_sha256(self.checkpoint)
+        return self._ckpt_sha
 
     def _check_existing(self, settings: Dict) -> None:
         path = osp.join(self.out_dir, 'manifest.json')

@@ -42,6 +42,7 @@ ScanOutput = Union[Tensor, Tuple[Tensor, Tensor]]
 # correction passes of the chunked scan cost more than the per-step overhead they save.
 _SINGLE_CHUNK_MAX_LEN = 64
 _SINGLE_CHUNK_MIN_WIDTH = 32768
+_LOG2E = 1.0 / math.log(2.0)
 
 _MAMBA_SSM_FN: Optional[Callable] = None
 _MAMBA_SSM_TRIED = False
@@ -232,91 +233,139 @@ def _outer(p: Tensor, q: Tensor) -> Tensor:
     return torch.mul(p, q, out=torch.empty(shape, dtype=p.dtype, device=p.device))
 
 
-def _decays(dl: Tensor, At: Tensor, T: int, K: int) -> Tuple[Tensor, Optional[Tensor]]:
+def _time_major(x: Tensor) -> Tensor:
+    """(b, c, L) -> a fresh contiguous (L, b, c).
+
+    Written as a 2-D transpose into an empty tensor so that ATen's cache-blocked transpose copy
+    applies, and so that the result never aliases ``x`` (callers modify it in place).
+    """
+    b, c, length = x.shape
+    out = torch.empty((length, b * c), dtype=x.dtype, device=x.device)
+    return out.copy_(x.reshape(b * c, length).t()).view(length, b, c)
+
+
+def _channel_major(x: Tensor) -> Tensor:
+    """(L, b, c) -> contiguous (b, c, L); the inverse of :func:`_time_major`."""
+    length, b, c = x.shape
+    out = torch.empty((b * c, length), dtype=x.dtype, device=x.device)
+    return out.copy_(x.reshape(length, b * c).t()).view(b, c, length)
+
+
+def _decays(dl: Tensor, A2: Tensor, T: int, K: int) -> Tuple[Tensor, Optional[Tensor]]:
     """Per-step decays ``exp(delta_t A)`` (L, b, N, D) and per-chunk products (K, b, N, D).
 
-    A chunk's product is ``exp(A * sum_t delta_t)`` since A does not depend on time; all
-    exponents are <= 0 for ``delta >= 0``, ``A <= 0``.
+    ``A2 = A log2(e)`` (N, D), and the decays are computed as ``2 ** (delta A2)``: the same
+    values, but ``torch.exp2`` runs a vectorised SLEEF kernel on CPU while ``torch.exp`` goes
+    through MKL's VML, several times slower for float32 on the machines measured
+    (``tools/benchmarks/bench_selective_scan.py``); this is the largest elementwise operation of
+    the forward. A chunk's product is ``exp(A * sum_t delta_t)`` since A does not depend on
+    time; all exponents are <= 0 for ``delta >= 0``, ``A <= 0``.
     """
-    a = _outer(dl[:, :, None, :], At).exp_()  # Mamba Eq. 4 (ZOH): A_bar = exp(delta A)
+    a = _outer(dl[:, :, None, :], A2).exp2_()  # Mamba Eq. 4 (ZOH): A_bar = exp(delta A)
     decay = None
     if K >= 2:
         length, b, d = dl.shape
         s = dl[:K * T].view(K, T, b, d).sum(1)
-        decay = _outer(s[:, :, None, :], At).exp_()
+        decay = _outer(s[:, :, None, :], A2).exp2_()
     return a, decay
 
 
 class _SelectiveScanCore(torch.autograd.Function):
-    """``y_t = sum_n C_t h_t``, ``h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t`` with a
-    hand-written adjoint. Inputs already in the compute dtype; delta after bias/softplus.
+    """``y_t = sum_n C_t h_t + D u_t``, ``h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t`` with
+    ``delta = softplus(delta_in + delta_bias)`` (bias and softplus optional), and a hand-written
+    adjoint. Inputs already in the compute dtype.
 
-    Internally time-major with the channel innermost: states are (L, b, N, D), so every
-    broadcast runs along contiguous channels and the reductions over N or D are bmm's. Three
-    (L, b, N, D) tensors are allocated per forward+backward (decays, states, gradients); all
-    other full-size work happens in place.
+    Internally time-major with the channel innermost: per-channel sequences are (L, b, D) and
+    states (L, b, N, D), so every per-step slice is contiguous, every broadcast runs along
+    contiguous channels and the reductions over N or D are bmm's. The bias, softplus and ``D``
+    skip are applied in that layout too, which saves transposes and lets the backward use the
+    softplus derivative ``sigmoid`` directly. Three (L, b, N, D) tensors are allocated per
+    forward+backward (decays, states, gradients); all other full-size work happens in place.
     """
 
     @staticmethod
     def forward(ctx, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                D: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
                 chunk_size: Optional[int]) -> Tuple[Tensor, Tensor]:
         b, d, length = u.shape
         n = A.shape[1]
         T, K = _num_chunks(length, b * d * n, chunk_size)
-        dl = delta.permute(2, 0, 1).contiguous()  # (L, b, D)
-        du = (delta * u).permute(2, 0, 1).contiguous()
+        ul = _time_major(u)  # (L, b, D)
+        pre = _time_major(delta)
+        if delta_bias is not None:
+            pre.add_(delta_bias)
+        dl = F.softplus(pre) if delta_softplus else pre
+        du = dl * ul
         Bl = B.permute(2, 0, 1).contiguous()  # (L, b, N)
         Cl = C.permute(2, 0, 1).contiguous()
         At = A.t().contiguous()  # (N, D)
-        a, decay = _decays(dl, At, T, K)
+        a, decay = _decays(dl, At * _LOG2E, T, K)
         h = _outer(Bl[..., None], du[:, :, None, :])  # x_t = B_bar u = delta B u (Euler)
         _scan_forward_(a.view(length, -1), h.view(length, -1), T, K,
                        None if decay is None else decay.view(K, -1))  # Mamba Eq. 2a
         lb = length * b
-        y = torch.bmm(Cl.view(lb, 1, n), h.view(lb, n, d))  # Mamba Eq. 2b: y = C h
-        y = y.view(length, b, d).permute(1, 2, 0).contiguous()
+        y = torch.bmm(Cl.view(lb, 1, n), h.view(lb, n, d)).view(length, b, d)  # Eq. 2b: C h
+        if D is not None:
+            y.addcmul_(ul, D)
         last_state = h[-1].transpose(1, 2).contiguous()  # (b, D, N)
         ctx.chunks = (T, K)
-        ctx.save_for_backward(u, delta, dl, du, At, Bl, Cl, h, a, decay)
-        return y, last_state
+        ctx.softplus = delta_softplus
+        ctx.has_bias_D = (delta_bias is not None, D is not None)
+        ctx.save_for_backward(ul, pre if delta_softplus else None, dl, du, At, Bl, Cl, D, h,
+                              a, decay)
+        return _channel_major(y), last_state
 
     @staticmethod
     def backward(ctx, grad_y: Optional[Tensor], grad_last: Optional[Tensor]):
-        u, delta, dl, du, At, Bl, Cl, h, a, decay = ctx.saved_tensors
+        ul, pre, dl, du, At, Bl, Cl, D, h, a, decay = ctx.saved_tensors
         T, K = ctx.chunks
+        has_bias, has_D = ctx.has_bias_D
         length, b, n, d = h.shape
         lb = length * b
         if grad_y is None:
             gyl = torch.zeros_like(dl)
         else:
-            gyl = grad_y.to(dl.dtype).permute(2, 0, 1).contiguous()  # (L, b, D)
+            gyl = _time_major(grad_y.to(dl.dtype))  # (L, b, D)
         # direct part of dLoss/dh_t, from y_t = sum_n C_t[n] h_t[n]; then the adjoint scan
         g = _outer(Cl[..., None], gyl[:, :, None, :])  # (L, b, N, D)
         if grad_last is not None:
             g[-1] += grad_last.to(g.dtype).transpose(1, 2)
         _scan_adjoint_(a.view(length, -1), g.view(length, -1), T, K,
                        None if decay is None else decay.view(K, -1))
-        grad_C = torch.bmm(h.view(lb, n, d), gyl.view(lb, d, 1)).view(length, b, n)
+        # Reductions over D as (1 x D) @ (D x N) products: MKL is much faster with the long
+        # axis shared than with a (N x D) @ (D x 1) product per batch.
+        grad_C = torch.bmm(gyl.view(lb, 1, d), h.view(lb, n, d).transpose(1, 2))
         # x_t = B_t (delta_t u_t)
         g_du = torch.bmm(Bl.view(lb, 1, n), g.view(lb, n, d)).view(length, b, d)
-        grad_B = torch.bmm(g.view(lb, n, d), du.view(lb, d, 1)).view(length, b, n)
+        grad_B = torch.bmm(du.view(lb, 1, d), g.view(lb, n, d).transpose(1, 2))
         # a_t = exp(delta_t A): dLoss/d(delta_t A) = g_t * a_t * h_{t-1}, with h_{-1} = 0
         g[1:].mul_(a[1:]).mul_(h[:-1])
         g[0].zero_()
+        ones = g.new_ones((1, lb))
         if bool((At.abs() > torch.finfo(At.dtype).tiny**0.5).all()):
             # sum_n (.) A, then sum_{l,b} (.) delta, reusing g: the second product is
             # (g A) delta, divided by A once on the small (N, D) result.
             g.mul_(At)
             g_delta_a = g.sum(2)
-            grad_At = g.mul_(dl[:, :, None, :]).sum(dim=(0, 1)).div_(At)
+            g.mul_(dl[:, :, None, :])
+            grad_At = torch.mm(ones, g.view(lb, n * d)).view(n, d).div_(At)
         else:
             g_delta_a = (g * At).sum(2)
-            grad_At = g.mul_(dl[:, :, None, :]).sum(dim=(0, 1))
-        g_du = g_du.permute(1, 2, 0)  # (b, D, L)
-        grad_delta = g_delta_a.permute(1, 2, 0) + g_du * u
-        grad_u = g_du * delta
-        return (grad_u, grad_delta, grad_At.t(), grad_B.permute(1, 2, 0),
-                grad_C.permute(1, 2, 0), None)
+            g.mul_(dl[:, :, None, :])
+            grad_At = torch.mm(ones, g.view(lb, n * d)).view(n, d)
+        grad_dl = g_du.mul(ul).add_(g_delta_a)  # (L, b, D)
+        grad_ul = g_du.mul_(dl)
+        grad_D = None
+        if has_D:
+            grad_ul.addcmul_(gyl, D)
+            grad_D = torch.mm(ones, gyl.mul_(ul).view(lb, d)).view(d)
+        if ctx.softplus:
+            grad_dl.mul_(torch.sigmoid(pre))  # softplus'(x) = sigmoid(x)
+        grad_bias = torch.mm(ones, grad_dl.view(lb, d)).view(d) if has_bias else None
+        return (_channel_major(grad_ul), _channel_major(grad_dl), grad_At.t(),
+                grad_B.view(length, b, n).permute(1, 2, 0), grad_C.view(length, b,
+                                                                         n).permute(1, 2, 0),
+                grad_D, grad_bias, None, None)
 
 
 def selective_scan_chunked(u: Tensor,
@@ -357,14 +406,12 @@ def selective_scan_chunked(u: Tensor,
     dtype_in = u.dtype
     dtype = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     with torch.autocast(device_type=u.device.type, enabled=False):
-        u_c = u.to(dtype)
-        delta_c = _prepare_delta(delta.to(dtype),
-                                 None if delta_bias is None else delta_bias.to(dtype),
-                                 delta_softplus)
-        y, last_state = _SelectiveScanCore.apply(u_c, delta_c, A.to(dtype), B.to(dtype),
-                                                 C.to(dtype), chunk_size)
-        y = _finish(y, u_c, None if D is None else D.to(dtype),
-                    None if z is None else z.to(dtype))
+        y, last_state = _SelectiveScanCore.apply(
+            u.to(dtype), delta.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype),
+            None if D is None else D.to(dtype),
+            None if delta_bias is None else delta_bias.to(dtype), delta_softplus, chunk_size)
+        if z is not None:
+            y = y * F.silu(z.to(dtype))
     y = y.to(dtype_in)
     return (y, last_state) if return_last_state else y
 
