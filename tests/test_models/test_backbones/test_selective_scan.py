@@ -102,7 +102,7 @@ def test_chunked_matches_reference_float64(length, opts):
 @pytest.mark.parametrize('length,chunk_size', [(7, 3), (9, 3), (12, 1), (30, 4), (64, 8),
                                                  (196, 14), (197, None), (197, 50)])
 def test_chunk_paths(length, chunk_size):
-    """Chunk layouts with and without a ragged tail (auto is a single chunk up to L=64)."""
+    """Time blocks with and without a ragged last block, of one step, and auto-sized."""
     b, d, n = 2, 3, 4
     opts = OPTIONS[1]
     inputs = make_inputs(b, d, length, n, seed=7)
@@ -115,6 +115,22 @@ def test_chunk_paths(length, chunk_size):
     assert rel_err(y, y_ref) < 1e-10 and rel_err(last, last_ref) < 1e-10
     for key in g_ref:
         assert rel_err(grads[key], g_ref[key]) < 1e-10, key
+
+
+@pytest.mark.parametrize('length,chunk_size', [(1, None), (7, 3), (49, None), (197, None),
+                                                 (197, 50)])
+@pytest.mark.parametrize('opts', OPTIONS)
+def test_inference_path_matches_reference(length, chunk_size, opts):
+    """Without autograd the forward keeps only block-sized buffers: same values (float64)."""
+    inputs = make_inputs(2, 5, length, 4, seed=length + 100)
+    args, kw = split(inputs, opts)
+    y_ref, last_ref = selective_scan_ref(*args, **kw, return_last_state=True)
+    with torch.no_grad():
+        y, last = selective_scan_chunked(*(a.clone().requires_grad_() for a in args), **kw,
+                                         return_last_state=True, chunk_size=chunk_size)
+    assert rel_err(y, y_ref) < 1e-10 and rel_err(last, last_ref) < 1e-10
+    y2 = selective_scan_chunked(*args, **kw, chunk_size=chunk_size)  # no input needs grad
+    assert rel_err(y2, y_ref) < 1e-10
 
 
 @pytest.mark.parametrize('length', [7, 197])

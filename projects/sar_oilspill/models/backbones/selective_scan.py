@@ -12,17 +12,21 @@ Three implementations share mamba-ssm's signature and shapes:
 * :func:`selective_scan_fn` -- the one to call. It uses mamba-ssm's CUDA kernel when that
   package imports and the tensors are on a GPU, and :func:`selective_scan_chunked` otherwise.
   mamba-ssm is imported lazily, never at module import.
-* :func:`selective_scan_chunked` -- pure PyTorch, any device, fast on CPU. The linear recurrence
-  runs as a two-level chunked scan: time is cut into ``K`` chunks of ``T`` steps; one pass of
-  ``T`` vectorised steps scans all chunks at once from a zero state, ``K`` steps carry the chunk
-  end states across chunks, and a second pass of ``T`` steps re-scans the chunks from their true
-  initial states. Python-level steps drop from ``L`` to about ``2T + K ~ 3 sqrt(L)``, each step
-  works on a ``K`` times bigger slab, and the total arithmetic stays ``O(L)``. Only products of
-  decays ``exp(delta * A)`` (``<= 1`` when ``delta >= 0`` and ``A <= 0``) appear, never their
-  inverses, so no exponent is positive and nothing overflows. The gradient is a hand-written
-  adjoint scan (the same chunked scan run backwards in time) inside a ``torch.autograd.Function``;
-  the forward keeps the states ``h`` and decays ``exp(delta A)`` (two (B, D, L, N) tensors),
-  and all other full-size work runs in place.
+* :func:`selective_scan_chunked` -- pure PyTorch, any device, fast on CPU (about 5x or more
+  faster than the sequential loop at MambaVision's scan shapes). It works time-major with the
+  channel innermost (sequences (L, b, D), states (L, b, N, D)), so every per-step slice is
+  contiguous and every broadcast runs along contiguous channels, and cuts time into blocks of
+  ``T`` steps. Per block, the decays ``exp(delta A)`` and inputs ``delta B u`` are each one
+  vectorised operation, the recurrence is ``T`` in-place ``addcmul_`` steps, and the output
+  ``C h`` is one bmm, all on data still in cache; ``T`` is picked so that a block's tensors
+  are about 2 MB. The recurrence itself is exactly the sequential one (no reassociation, no
+  inverse decays), so nothing can overflow. Without autograd only block-sized buffers are
+  used. With autograd, a ``torch.autograd.Function`` keeps the decays and states (two
+  (L, b, N, D) tensors) and its hand-written backward runs the adjoint recurrence block by
+  block from the end, reducing every gradient from the cached block (one block-sized buffer).
+  Decays are computed as ``2 ** (delta A log2 e)``: ``torch.exp2`` is a vectorised SLEEF kernel
+  on CPU, whereas float32 ``torch.exp`` goes through MKL's VML, several times slower on the CPUs
+  measured.
 * :func:`selective_scan_sequential` -- a plain loop over time, written from the recurrence
   above; the baseline of ``tools/benchmarks/bench_selective_scan.py``.
 """
@@ -37,11 +41,10 @@ __all__ = ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_sequen
 
 ScanOutput = Union[Tensor, Tuple[Tensor, Tensor]]
 
-# Sequences up to this length, or with at least this many values per time step (batch x D x N),
-# are scanned in a single chunk (a plain vectorised loop over time): there the extra carry and
-# correction passes of the chunked scan cost more than the per-step overhead they save.
-_SINGLE_CHUNK_MAX_LEN = 64
-_SINGLE_CHUNK_MIN_WIDTH = 32768
+# Auto block length T: a block of decays or states (T x batch x D x N values) stays within this
+# many values (2 MiB in float32; tuned with tools/benchmarks/bench_selective_scan.py). Fewer
+# steps per block mean more Python-level operations, more mean data falling out of cache.
+_BLOCK_ELEMS = 1 << 19
 _LOG2E = 1.0 / math.log(2.0)
 
 _MAMBA_SSM_FN: Optional[Callable] = None
@@ -119,253 +122,240 @@ def _finish(y: Tensor, u: Tensor, D: Optional[Tensor], z: Optional[Tensor]) -> T
 
 
 # --------------------------------------------------------------------------------------------
-# Chunked linear scans on time-major, contiguous (L, M) tensors. No autograd inside.
+# Blocked scan on time-major tensors: per-channel sequences (L, b, D), states (L, b, N, D).
 # --------------------------------------------------------------------------------------------
-def _num_chunks(length: int, width: int, chunk_size: Optional[int]) -> Tuple[int, int]:
-    """Return (T, K): chunk length and number of full chunks (K < 2 means a single loop).
-
-    Auto (``chunk_size=None``): one chunk when the sequence is short or each step already
-    works on ``width >= 32768`` values (the loop is then bound by memory traffic, which
-    chunking increases by a third); ``T = ceil(sqrt(L))`` otherwise.
-    """
+def _block_len(length: int, width: int, chunk_size: Optional[int]) -> int:
+    """Steps per time block: ``chunk_size``, or (auto) as many as keep a block
+    (``T * width`` values, ``width = batch * D * N``) within ``_BLOCK_ELEMS``."""
     if chunk_size is None:
-        if length <= _SINGLE_CHUNK_MAX_LEN or width >= _SINGLE_CHUNK_MIN_WIDTH:
-            return length, 1
-        chunk_size = int(math.ceil(math.sqrt(length)))
-    if chunk_size < 1:
+        chunk_size = max(1, _BLOCK_ELEMS // max(width, 1))
+    elif chunk_size < 1:
         raise ValueError(f'selective_scan: chunk_size must be >= 1, got {chunk_size}')
-    chunk_size = min(chunk_size, length)
-    return chunk_size, length // chunk_size
-
-
-def _scan_forward_(a: Tensor, x: Tensor, T: int, K: int, decay: Optional[Tensor]) -> Tensor:
-    """Solve ``h_t = a_t * h_{t-1} + x_t`` (``h_{-1} = 0``) along dim 0, in place of ``x``.
-
-    Working in place avoids allocating another (L, M) tensor: on CPU, writing a fresh large
-    tensor costs about as much again as a pass over a warm one.
-
-    Args:
-        a (Tensor): (L, M) decays, contiguous.
-        x (Tensor): (L, M) inputs, contiguous; overwritten with the states.
-        T (int): chunk length.
-        K (int): number of full chunks; below 2 the scan is a single loop over time.
-        decay (Tensor, optional): (K, M) product of ``a`` over each chunk (needed if K >= 2).
-
-    Returns:
-        Tensor: ``x``, now holding the (L, M) states.
-    """
-    length, m = x.shape
-    xs, as_ = x.unbind(0), a.unbind(0)  # views made once, not per step
-    if K < 2:
-        for t in range(1, length):
-            xs[t].addcmul_(as_[t], xs[t - 1])
-        return x
-    main = K * T
-    av, xv = a[:main].view(K, T, m), x[:main].view(K, T, m)
-    avs, xvs = av.unbind(1), xv.unbind(1)
-    # 1) every chunk from a zero state: local states (chunk 0 is then exact).
-    for t in range(1, T):
-        xvs[t].addcmul_(avs[t], xvs[t - 1])
-    # 2) true state entering chunk k: carry_k = decay_{k-1} * carry_{k-1} + local end_{k-1}.
-    carry = torch.empty((K - 1, m), dtype=x.dtype, device=x.device)  # chunks 1..K-1
-    carry[0] = xv[0, -1]
-    for k in range(1, K - 1):
-        torch.addcmul(xv[k, -1], decay[k], carry[k - 1], out=carry[k])
-    # 3) chunks 1..K-1: h_t = local_t + (a_0 ... a_t) * carry, the product kept running.
-    for t in range(T):
-        carry.mul_(av[1:, t])
-        xv[1:, t].add_(carry)
-    # 4) the ragged tail, sequentially from the last chunk's end state.
-    for t in range(main, length):
-        xs[t].addcmul_(as_[t], xs[t - 1])
-    return x
-
-
-def _scan_adjoint_(a: Tensor, g: Tensor, T: int, K: int, decay: Optional[Tensor]) -> Tensor:
-    """Solve the adjoint recurrence ``g_t <- g_t + a_{t+1} * g_{t+1}`` backwards, in place.
-
-    The backward pass of :func:`_scan_forward_`: given the direct gradients w.r.t. ``h_t`` it
-    leaves the total gradients w.r.t. ``h_t``. Arguments as in :func:`_scan_forward_`.
-
-    Returns:
-        Tensor: ``g``, now holding the (L, M) total gradients.
-    """
-    length, m = g.shape
-    gs, as_ = g.unbind(0), a.unbind(0)  # views made once, not per step
-    if K < 2:
-        for t in range(length - 2, -1, -1):
-            gs[t].addcmul_(as_[t + 1], gs[t + 1])
-        return g
-    main = K * T
-    # 1) the ragged tail [main, L), sequentially; it feeds the last full chunk.
-    for t in range(length - 2, main - 1, -1):
-        gs[t].addcmul_(as_[t + 1], gs[t + 1])
-    av, gv = a[:main].view(K, T, m), g[:main].view(K, T, m)
-    avs, gvs = av.unbind(1), gv.unbind(1)
-    # 2) every chunk from a zero message at its last step.
-    for t in range(T - 2, -1, -1):
-        gvs[t].addcmul_(avs[t + 1], gvs[t + 1])
-    # 3) message entering chunk k at its last step: carry_k = a_{k+1,0} * g_{k+1,0}, i.e.
-    #    carry_{k-1} = a_{k,0} * local_{k,0} + decay_k * carry_k.
-    r = K if main < length else K - 1  # chunks that receive a message
-    carry = torch.empty((r, m), dtype=g.dtype, device=g.device)
-    first = av[:, 0] * gv[:, 0]
-    if main < length:
-        torch.mul(a[main], g[main], out=carry[K - 1])
-        top = K - 1
-    else:
-        carry[K - 2] = first[K - 1]
-        top = K - 2
-    for k in range(top, 0, -1):
-        torch.addcmul(first[k], decay[k], carry[k], out=carry[k - 1])
-    # 4) chunks 0..r-1: g_t = local_t + (a_{t+1} ... a_{T-1}) * carry, the product kept running.
-    gv[:r, -1].add_(carry)
-    for t in range(T - 2, -1, -1):
-        carry.mul_(av[:r, t + 1])
-        gv[:r, t].add_(carry)
-    return g
-
-
-def _outer(p: Tensor, q: Tensor) -> Tensor:
-    """Broadcast product into a fresh contiguous tensor (TensorIterator may otherwise pick a
-    permuted memory layout for broadcast inputs)."""
-    shape = torch.broadcast_shapes(p.shape, q.shape)
-    return torch.mul(p, q, out=torch.empty(shape, dtype=p.dtype, device=p.device))
+    return min(chunk_size, max(length, 1))
 
 
 def _time_major(x: Tensor) -> Tensor:
-    """(b, c, L) -> a fresh contiguous (L, b, c).
-
-    Written as a 2-D transpose into an empty tensor so that ATen's cache-blocked transpose copy
-    applies, and so that the result never aliases ``x`` (callers modify it in place).
-    """
-    b, c, length = x.shape
-    out = torch.empty((length, b * c), dtype=x.dtype, device=x.device)
-    return out.copy_(x.reshape(b * c, length).t()).view(length, b, c)
+    """(b, c, L) -> a fresh contiguous (L, b, c) (never aliasing ``x``)."""
+    return x.permute(2, 0, 1).clone(memory_format=torch.contiguous_format)
 
 
 def _channel_major(x: Tensor) -> Tensor:
     """(L, b, c) -> contiguous (b, c, L); the inverse of :func:`_time_major`."""
-    length, b, c = x.shape
-    out = torch.empty((b * c, length), dtype=x.dtype, device=x.device)
-    return out.copy_(x.reshape(length, b * c).t()).view(b, c, length)
+    return x.permute(1, 2, 0).contiguous()
 
 
-def _decays(dl: Tensor, A2: Tensor, T: int, K: int) -> Tuple[Tensor, Optional[Tensor]]:
-    """Per-step decays ``exp(delta_t A)`` (L, b, N, D) and per-chunk products (K, b, N, D).
+def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: int,
+                 save: bool) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """Forward scan, block by block: ``y_t = C_t . h_t`` with ``h_t = a_t h_{t-1} + x_t``.
 
-    ``A2 = A log2(e)`` (N, D), and the decays are computed as ``2 ** (delta A2)``: the same
-    values, but ``torch.exp2`` runs a vectorised SLEEF kernel on CPU while ``torch.exp`` goes
-    through MKL's VML, several times slower for float32 on the machines measured
-    (``tools/benchmarks/bench_selective_scan.py``); this is the largest elementwise operation of
-    the forward. A chunk's product is ``exp(A * sum_t delta_t)`` since A does not depend on
-    time; all exponents are <= 0 for ``delta >= 0``, ``A <= 0``.
+    For each block of ``T`` steps the decays ``a_t = exp(delta_t A)`` and inputs
+    ``x_t = B_t (delta_t u_t)`` are computed in one vectorised operation each, the block is
+    scanned step by step, and its outputs are reduced over N with one bmm. A block's
+    (T, b, N, D) tensors fit in the CPU's L2 cache, so the step loop and the reduction read
+    them from cache instead of memory.
+
+    Args:
+        dl, du (Tensor): (L, b, D) ``delta`` and ``delta * u``.
+        Bl, Cl (Tensor): (L, b, N).
+        A2 (Tensor): (N, D) ``A^T log2(e)``; ``exp(delta A) = 2 ** (delta A2)``. Same values,
+            but ``torch.exp2`` runs a vectorised SLEEF kernel on CPU while float32
+            ``torch.exp`` goes through MKL's VML, several times slower on the CPUs measured.
+        T (int): steps per block.
+        save (bool): keep every decay and state (L, b, N, D) for the backward; otherwise only
+            block-sized buffers are used.
+
+    Returns:
+        tuple: ``y`` (L, b, D), the last state (b, N, D), and the decays and states
+        (L, b, N, D) when ``save`` (else None).
     """
-    a = _outer(dl[:, :, None, :], A2).exp2_()  # Mamba Eq. 4 (ZOH): A_bar = exp(delta A)
-    decay = None
-    if K >= 2:
-        length, b, d = dl.shape
-        s = dl[:K * T].view(K, T, b, d).sum(1)
-        decay = _outer(s[:, :, None, :], A2).exp2_()
-    return a, decay
+    length, b, d = dl.shape
+    n = A2.shape[0]
+    kw = dict(dtype=dl.dtype, device=dl.device)
+    y = torch.empty((length * b, 1, d), **kw)
+    # views made once, not per block or step
+    dl4, du4, B4, C3 = dl[:, :, None, :], du[:, :, None, :], Bl[..., None], Cl.view(-1, 1, n)
+    if save:
+        a, h = torch.empty((length, b, n, d), **kw), torch.empty((length, b, n, d), **kw)
+        a_steps, h_steps = a.unbind(0), h.unbind(0)
+    else:
+        a_buf = torch.empty((T, b, n, d), **kw)
+        h_buf = torch.empty((T + 1, b, n, d), **kw)  # row 0: the previous block's last state
+        a_bufs, h_bufs = a_buf.unbind(0), h_buf.unbind(0)
+    prev = None
+    for t0 in range(0, length, T):
+        t1 = min(t0 + T, length)
+        k = t1 - t0
+        if save:
+            ab, hb, as_, hs = a[t0:t1], h[t0:t1], a_steps[t0:t1], h_steps[t0:t1]
+        else:
+            ab, hb, as_, hs = a_buf[:k], h_buf[1:k + 1], a_bufs[:k], h_bufs[1:k + 1]
+        torch.mul(dl4[t0:t1], A2, out=ab).exp2_()  # Mamba Eq. 4 (ZOH): exp(delta A)
+        torch.mul(B4[t0:t1], du4[t0:t1], out=hb)  # Euler: delta B u
+        if prev is not None:
+            hs[0].addcmul_(as_[0], prev)
+        for i in range(1, k):
+            hs[i].addcmul_(as_[i], hs[i - 1])  # Mamba Eq. 2a
+        torch.bmm(C3[t0 * b:t1 * b], hb.view(k * b, n, d), out=y[t0 * b:t1 * b])  # Eq. 2b
+        prev = hs[-1] if save else h_bufs[0].copy_(hs[-1])
+    y = y.view(length, b, d)
+    if save:
+        return y, prev, a, h
+    return y, prev, None, None
+
+
+def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, du: Tensor,
+                          Bl: Tensor, Cl: Tensor, At: Tensor, a: Tensor, h: Tensor,
+                          T: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The adjoint of :func:`_scan_blocks`, block by block from the last one.
+
+    With ``G_t = dLoss/dh_t`` (total), the adjoint recurrence is
+    ``G_t = C_t gy_t + a_{t+1} G_{t+1}`` (plus the last state's gradient at ``t = L-1``). For
+    each block, ``G`` lives in one block-sized buffer: it is scanned backwards, then every
+    gradient that needs it is reduced from the cached block at once:
+
+    * ``dC_t = sum_d h_t gy_t``, ``dB_t = sum_d G_t (delta_t u_t)``,
+      ``d(delta u)_t = sum_n B_t G_t``  (bmm's over the long axis);
+    * through ``a_t = exp(delta_t A)``: ``E_t = G_t a_t h_{t-1}`` (``h_{-1} = 0``) gives
+      ``d delta_t += sum_n E_t A`` and ``dA += sum_{t,b} E_t delta_t``. The buffer is reused
+      in place: ``E A`` is summed over N, multiplied by ``delta`` and summed over (t, b); the
+      (N, D) result is divided by A once at the end (when no A is nearly zero).
+
+    Returns:
+        tuple: ``dC`` (L, b, N), ``dB`` (L, b, N), ``d(delta u)`` (L, b, D), the decay part of
+        ``d delta`` (L, b, D), and ``dA^T`` (N, D).
+    """
+    length, b, n, d = h.shape
+    kw = dict(dtype=h.dtype, device=h.device)
+    grad_C, grad_B = torch.empty((length, b, n), **kw), torch.empty((length, b, n), **kw)
+    g_du, g_delta = torch.empty((length, b, d), **kw), torch.empty((length, b, d), **kw)
+    grad_At = torch.zeros((1, n * d), **kw)
+    ones = torch.ones((1, T * b), **kw)
+    divide = bool((At.abs() > torch.finfo(At.dtype).tiny**0.5).all())
+    g_buf = torch.empty((T, b, n, d), **kw)
+    carry = torch.empty((b, n, d), **kw)  # a_{t1} G_{t1}, entering the block ending at t1
+    # views made once, not per block or step
+    g_bufs, a_steps = g_buf.unbind(0), a.unbind(0)
+    C4, gy4, dl4 = Cl[..., None], gyl[:, :, None, :], dl[:, :, None, :]
+    gy3, du3, B3 = gyl.view(-1, 1, d), du.view(-1, 1, d), Bl.view(-1, 1, n)
+    hT3 = h.view(-1, n, d).transpose(1, 2)
+    grad_C3, grad_B3, g_du3 = grad_C.view(-1, 1, n), grad_B.view(-1, 1, n), g_du.view(-1, 1, d)
+    last = length - (length - 1) % T - 1  # start of the last block
+    for t0 in range(last, -1, -T):
+        t1 = min(t0 + T, length)
+        k = t1 - t0
+        s0, s1 = t0 * b, t1 * b  # rows of the (L * b, ...) views
+        gb, gs, as_ = g_buf[:k], g_bufs[:k], a_steps[t0:t1]
+        gb3 = gb.view(k * b, n, d)
+        torch.mul(C4[t0:t1], gy4[t0:t1], out=gb)  # direct part: C_t gy_t
+        if t1 < length:
+            gs[-1].add_(carry)
+        elif grad_last is not None:
+            gs[-1].add_(grad_last)
+        for i in range(k - 2, -1, -1):
+            gs[i].addcmul_(as_[i + 1], gs[i + 1])
+        if t0 > 0:
+            torch.mul(as_[0], gs[0], out=carry)
+        torch.bmm(gy3[s0:s1], hT3[s0:s1], out=grad_C3[s0:s1])
+        torch.bmm(du3[s0:s1], gb3.transpose(1, 2), out=grad_B3[s0:s1])
+        torch.bmm(B3[s0:s1], gb3, out=g_du3[s0:s1])
+        gb.mul_(a[t0:t1])  # E_t = G_t a_t h_{t-1}
+        if t0 > 0:
+            gb.mul_(h[t0 - 1:t1 - 1])
+        else:
+            gb[1:].mul_(h[:t1 - 1])
+            gs[0].zero_()
+        if divide:
+            torch.sum(gb.mul_(At), 2, out=g_delta[t0:t1])
+        else:
+            torch.sum(gb * At, 2, out=g_delta[t0:t1])
+        grad_At.addmm_(ones[:, :k * b], gb.mul_(dl4[t0:t1]).view(k * b, n * d))
+    grad_At = grad_At.view(n, d)
+    if divide:
+        grad_At.div_(At)
+    return grad_C, grad_B, g_du, g_delta, grad_At
+
+
+def _delta_in(delta: Tensor, delta_bias: Optional[Tensor], delta_softplus: bool
+              ) -> Tuple[Tensor, Tensor]:
+    """Time-major (L, b, D) ``delta + delta_bias`` and its softplus (or itself)."""
+    if delta_bias is None:
+        pre = _time_major(delta)
+    else:
+        length, b, d = delta.shape[2], delta.shape[0], delta.shape[1]
+        pre = torch.add(delta.permute(2, 0, 1), delta_bias,
+                        out=torch.empty((length, b, d), dtype=delta.dtype, device=delta.device))
+    return pre, (F.softplus(pre) if delta_softplus else pre)
+
+
+def _output(y: Tensor, u: Tensor, D: Optional[Tensor]) -> Tensor:
+    """(L, b, D) ``y`` -> contiguous (b, D, L) ``y + D u`` for (b, D, L) ``u``."""
+    out = _channel_major(y)
+    return out if D is None else out.addcmul_(u, D[:, None])
+
+
+def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+             delta_bias: Optional[Tensor], delta_softplus: bool, chunk_size: Optional[int],
+             save: bool) -> Tuple[Tensor, Tensor, tuple]:
+    """The selective scan forward: ``y`` (b, D, L), the last state as (b, N, D), and what the
+    backward needs (an empty tuple unless ``save``)."""
+    b, d, length = u.shape
+    n = A.shape[1]
+    T = _block_len(length, b * d * n, chunk_size)
+    pre, dl = _delta_in(delta, delta_bias, delta_softplus)
+    du = torch.mul(dl, u.permute(2, 0, 1))  # (L, b, D)
+    Bl = B.permute(2, 0, 1).contiguous()  # (L, b, N)
+    Cl = C.permute(2, 0, 1).contiguous()
+    At = A.t().contiguous()  # (N, D)
+    y, last, a, h = _scan_blocks(dl, du, Bl, Cl, At * _LOG2E, T, save)
+    saved = (T, pre if delta_softplus else None, dl, du, At, Bl, Cl, a, h) if save else ()
+    return _output(y, u, D), last, saved
 
 
 class _SelectiveScanCore(torch.autograd.Function):
     """``y_t = sum_n C_t h_t + D u_t``, ``h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t`` with
-    ``delta = softplus(delta_in + delta_bias)`` (bias and softplus optional), and a hand-written
-    adjoint. Inputs already in the compute dtype.
+    ``delta = softplus(delta_in + delta_bias)`` (bias, softplus and D optional), and a
+    hand-written adjoint. Inputs already in the compute dtype.
 
     Internally time-major with the channel innermost: per-channel sequences are (L, b, D) and
     states (L, b, N, D), so every per-step slice is contiguous, every broadcast runs along
-    contiguous channels and the reductions over N or D are bmm's. The bias, softplus and ``D``
-    skip are applied in that layout too, which saves transposes and lets the backward use the
-    softplus derivative ``sigmoid`` directly. Three (L, b, N, D) tensors are allocated per
-    forward+backward (decays, states, gradients); all other full-size work happens in place.
+    contiguous channels and the reductions over N or D are bmm's. Transposes from and to the
+    (b, D, L) layout are fused into the first or last elementwise operation where possible.
+    The forward keeps the decays and states (two (L, b, N, D) tensors); the backward works in
+    one block-sized buffer.
     """
 
     @staticmethod
     def forward(ctx, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                 D: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
                 chunk_size: Optional[int]) -> Tuple[Tensor, Tensor]:
-        b, d, length = u.shape
-        n = A.shape[1]
-        T, K = _num_chunks(length, b * d * n, chunk_size)
-        ul = _time_major(u)  # (L, b, D)
-        pre = _time_major(delta)
-        if delta_bias is not None:
-            pre.add_(delta_bias)
-        dl = F.softplus(pre) if delta_softplus else pre
-        du = dl * ul
-        Bl = B.permute(2, 0, 1).contiguous()  # (L, b, N)
-        Cl = C.permute(2, 0, 1).contiguous()
-        At = A.t().contiguous()  # (N, D)
-        a, decay = _decays(dl, At * _LOG2E, T, K)
-        h = _outer(Bl[..., None], du[:, :, None, :])  # x_t = B_bar u = delta B u (Euler)
-        _scan_forward_(a.view(length, -1), h.view(length, -1), T, K,
-                       None if decay is None else decay.view(K, -1))  # Mamba Eq. 2a
-        lb = length * b
-        y = torch.bmm(Cl.view(lb, 1, n), h.view(lb, n, d)).view(length, b, d)  # Eq. 2b: C h
-        if D is not None:
-            y.addcmul_(ul, D)
-        last_state = h[-1].transpose(1, 2).contiguous()  # (b, D, N)
-        ctx.chunks = (T, K)
+        y, last, saved = _forward(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk_size,
+                                  save=True)
+        ctx.block = saved[0]
         ctx.softplus = delta_softplus
-        ctx.has_bias_D = (delta_bias is not None, D is not None)
-        ctx.save_for_backward(ul, pre if delta_softplus else None, dl, du, At, Bl, Cl, D, h,
-                              a, decay)
-        return _channel_major(y), last_state
+        ctx.has_bias = delta_bias is not None
+        ctx.save_for_backward(u, D, *saved[1:])
+        return y, last.transpose(1, 2).contiguous()
 
     @staticmethod
     def backward(ctx, grad_y: Optional[Tensor], grad_last: Optional[Tensor]):
-        ul, pre, dl, du, At, Bl, Cl, D, h, a, decay = ctx.saved_tensors
-        T, K = ctx.chunks
-        has_bias, has_D = ctx.has_bias_D
+        u, D, pre, dl, du, At, Bl, Cl, a, h = ctx.saved_tensors
         length, b, n, d = h.shape
-        lb = length * b
         if grad_y is None:
-            gyl = torch.zeros_like(dl)
-        else:
-            gyl = _time_major(grad_y.to(dl.dtype))  # (L, b, D)
-        # direct part of dLoss/dh_t, from y_t = sum_n C_t[n] h_t[n]; then the adjoint scan
-        g = _outer(Cl[..., None], gyl[:, :, None, :])  # (L, b, N, D)
+            grad_y = torch.zeros_like(u)
+        grad_y = grad_y.to(dl.dtype)
+        gyl = _time_major(grad_y)  # (L, b, D)
         if grad_last is not None:
-            g[-1] += grad_last.to(g.dtype).transpose(1, 2)
-        _scan_adjoint_(a.view(length, -1), g.view(length, -1), T, K,
-                       None if decay is None else decay.view(K, -1))
-        # Reductions over D as (1 x D) @ (D x N) products: MKL is much faster with the long
-        # axis shared than with a (N x D) @ (D x 1) product per batch.
-        grad_C = torch.bmm(gyl.view(lb, 1, d), h.view(lb, n, d).transpose(1, 2))
-        # x_t = B_t (delta_t u_t)
-        g_du = torch.bmm(Bl.view(lb, 1, n), g.view(lb, n, d)).view(length, b, d)
-        grad_B = torch.bmm(du.view(lb, 1, d), g.view(lb, n, d).transpose(1, 2))
-        # a_t = exp(delta_t A): dLoss/d(delta_t A) = g_t * a_t * h_{t-1}, with h_{-1} = 0
-        g[1:].mul_(a[1:]).mul_(h[:-1])
-        g[0].zero_()
-        ones = g.new_ones((1, lb))
-        if bool((At.abs() > torch.finfo(At.dtype).tiny**0.5).all()):
-            # sum_n (.) A, then sum_{l,b} (.) delta, reusing g: the second product is
-            # (g A) delta, divided by A once on the small (N, D) result.
-            g.mul_(At)
-            g_delta_a = g.sum(2)
-            g.mul_(dl[:, :, None, :])
-            grad_At = torch.mm(ones, g.view(lb, n * d)).view(n, d).div_(At)
-        else:
-            g_delta_a = (g * At).sum(2)
-            g.mul_(dl[:, :, None, :])
-            grad_At = torch.mm(ones, g.view(lb, n * d)).view(n, d)
-        grad_dl = g_du.mul(ul).add_(g_delta_a)  # (L, b, D)
-        grad_ul = g_du.mul_(dl)
-        grad_D = None
-        if has_D:
-            grad_ul.addcmul_(gyl, D)
-            grad_D = torch.mm(ones, gyl.mul_(ul).view(lb, d)).view(d)
+            grad_last = grad_last.to(h.dtype).transpose(1, 2)  # (b, N, D)
+        grad_C, grad_B, g_du, grad_dl, grad_At = _scan_blocks_backward(
+            gyl, grad_last, dl, du, Bl, Cl, At, a, h, ctx.block)
+        grad_dl.addcmul_(g_du, u.permute(2, 0, 1))  # x_t = B_t (delta_t u_t)
         if ctx.softplus:
             grad_dl.mul_(torch.sigmoid(pre))  # softplus'(x) = sigmoid(x)
-        grad_bias = torch.mm(ones, grad_dl.view(lb, d)).view(d) if has_bias else None
-        return (_channel_major(grad_ul), _channel_major(grad_dl), grad_At.t(),
-                grad_B.view(length, b, n).permute(1, 2, 0), grad_C.view(length, b,
-                                                                         n).permute(1, 2, 0),
-                grad_D, grad_bias, None, None)
+        grad_bias = grad_dl.view(length * b, d).sum(0) if ctx.has_bias else None
+        grad_D = None if D is None else (grad_y * u).sum((0, 2))
+        return (_output(g_du.mul_(dl), grad_y, D), _channel_major(grad_dl), grad_At.t(),
+                grad_B.permute(1, 2, 0), grad_C.permute(1, 2, 0), grad_D, grad_bias, None,
+                None)
 
 
 def selective_scan_chunked(u: Tensor,
@@ -379,7 +369,7 @@ def selective_scan_chunked(u: Tensor,
                            delta_softplus: bool = False,
                            return_last_state: bool = False,
                            chunk_size: Optional[int] = None) -> ScanOutput:
-    """Pure-PyTorch selective scan (chunked two-level scan, hand-written adjoint).
+    """Pure-PyTorch selective scan (blocked scan, hand-written adjoint).
 
     Works on any device and is differentiable w.r.t. every tensor argument. Computes in
     float32 (float64 if any input is float64); the output has ``u``'s dtype.
@@ -395,8 +385,8 @@ def selective_scan_chunked(u: Tensor,
         delta_bias (Tensor, optional): (D,) added to ``delta``.
         delta_softplus (bool): apply softplus to ``delta`` (after the bias).
         return_last_state (bool): also return the final state.
-        chunk_size (int, optional): steps per chunk. None: a single chunk up to length 64 or
-            when ``B * D * N >= 32768``, ``ceil(sqrt(L))`` steps otherwise.
+        chunk_size (int, optional): time steps per block. None: as many as keep a block's
+            decays and states within ``_BLOCK_ELEMS`` values (about the L2 cache).
 
     Returns:
         Tensor | tuple[Tensor, Tensor]: ``y`` (B, D, L), and the last state (B, D, N) in the
@@ -405,11 +395,17 @@ def selective_scan_chunked(u: Tensor,
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
     dtype_in = u.dtype
     dtype = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
-    with torch.autocast(device_type=u.device.type, enabled=False):
-        y, last_state = _SelectiveScanCore.apply(
-            u.to(dtype), delta.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype),
+    args = (u.to(dtype), delta.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype),
             None if D is None else D.to(dtype),
             None if delta_bias is None else delta_bias.to(dtype), delta_softplus, chunk_size)
+    with torch.autocast(device_type=u.device.type, enabled=False):
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                           for t in args[:7]):
+            y, last_state = _SelectiveScanCore.apply(*args)
+        else:
+            y, last_state, _ = _forward(*args, save=False)
+            if return_last_state:
+                last_state = last_state.transpose(1, 2).contiguous()
         if z is not None:
             y = y * F.silu(z.to(dtype))
     y = y.to(dtype_in)
