@@ -38,3 +38,14 @@ def test_bench_caft():
                 '--warmup', '0'])
     for variant in ('none', 'conv3x3', 'caft'):
         assert variant in out
+
+
+def test_flop_count_traces_mambavision():
+    """mmengine's FlopAnalyzer (tools/analysis/get_flops.py, bench_caft) traces the selective scan."""
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+    from mmseg.registry import MODELS
+    backbone = MODELS.build(dict(type='MambaVision', arch='test')).eval()
+    with torch.no_grad():
+        flops = FlopAnalyzer(backbone, (torch.randn(1, 3, 64, 64), )).total()
+    assert flops > 0

@@ -12,25 +12,33 @@ Three implementations share mamba-ssm's signature and shapes:
 * :func:`selective_scan_fn` -- the one to call. It uses mamba-ssm's CUDA kernel when that
   package imports and the tensors are on a GPU, and :func:`selective_scan_chunked` otherwise.
   mamba-ssm is imported lazily, never at module import.
-* :func:`selective_scan_chunked` -- pure PyTorch, any device, fast on CPU (about 5x or more
-  faster than the sequential loop at MambaVision's scan shapes). It works time-major with the
-  channel innermost (sequences (L, b, D), states (L, b, N, D)), so every per-step slice is
-  contiguous and every broadcast runs along contiguous channels, and cuts time into blocks of
-  ``T`` steps. Per block, the decays ``exp(delta A)`` and inputs ``delta B u`` are each one
-  vectorised operation, the recurrence is ``T`` in-place ``addcmul_`` steps, and the output
-  ``C h`` is one bmm, all on data still in cache; ``T`` is picked so that a block's tensors
-  are about 2 MB. The recurrence itself is exactly the sequential one (no reassociation, no
-  inverse decays), so nothing can overflow. Without autograd only block-sized buffers are
-  used. With autograd, a ``torch.autograd.Function`` keeps the decays and states (two
-  (L, b, N, D) tensors) and its hand-written backward runs the adjoint recurrence block by
-  block from the end, reducing every gradient from the cached block (one block-sized buffer).
-  Decays are computed as ``2 ** (delta A log2 e)``: ``torch.exp2`` is a vectorised SLEEF kernel
-  on CPU, whereas float32 ``torch.exp`` goes through MKL's VML, several times slower on the CPUs
-  measured.
+* :func:`selective_scan_chunked` -- pure PyTorch, any device, fast on CPU. It runs the same
+  recurrence (no reassociation, no inverse decays, so nothing can overflow), organised for
+  eager PyTorch on a CPU, where every operation costs microseconds of dispatch and most of the
+  rest is memory traffic:
+
+  - Time-major layout with the channel innermost: sequences (L, b, D), states (L, b, N, D).
+    Every per-step slice is contiguous and every broadcast runs along contiguous channels.
+    The elementwise input work (bias, softplus, ``delta * u``) runs on the contiguous
+    (b, D, L) inputs and only its results are transposed.
+  - Time blocks of ``T`` steps (``T * b * D * N`` about ``_BLOCK_ELEMS`` values, 2 MiB): per
+    block, the decays ``exp(delta A)`` and the inputs ``delta B u`` are one vectorised
+    operation each, the recurrence is ``T`` in-place ``addcmul_`` steps, and the output
+    ``C h`` is one bmm, on data still in cache. Without autograd only block-sized buffers
+    exist and the outputs overwrite dead intermediates.
+  - Decays as ``2 ** (delta A log2 e)``: ``torch.exp2`` is a vectorised SLEEF kernel on CPU,
+    whereas float32 ``torch.exp`` goes through MKL's VML, several times slower on the CPUs
+    measured (AMD EPYC).
+  - With autograd, a ``torch.autograd.Function`` keeps only the states (one (L, b, N, D)
+    tensor). Its hand-written backward runs the adjoint recurrence block by block from the
+    end in one block-sized buffer, recomputes the block's decays (cheaper than storing and
+    re-reading them) and reduces every gradient from the cached block.
+
 * :func:`selective_scan_sequential` -- a plain loop over time, written from the recurrence
   above; the baseline of ``tools/benchmarks/bench_selective_scan.py``.
 """
 import math
+from contextlib import nullcontext
 from typing import Callable, Optional, Tuple, Union
 
 import torch
@@ -42,8 +50,9 @@ __all__ = ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_sequen
 ScanOutput = Union[Tensor, Tuple[Tensor, Tensor]]
 
 # Auto block length T: a block of decays or states (T x batch x D x N values) stays within this
-# many values (2 MiB in float32; tuned with tools/benchmarks/bench_selective_scan.py). Fewer
-# steps per block mean more Python-level operations, more mean data falling out of cache.
+# many values (2 MiB in float32; tuned with tools/benchmarks/bench_selective_scan.py, though
+# anything from about 2^18 to 2^20 measured within noise). Fewer steps per block mean more
+# Python-level operations, more mean data falling out of cache.
 _BLOCK_ELEMS = 1 << 19
 _LOG2E = 1.0 / math.log(2.0)
 
@@ -145,14 +154,13 @@ def _channel_major(x: Tensor) -> Tensor:
 
 
 def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: int,
-                 save: bool) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+                 save: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Forward scan, block by block: ``y_t = C_t . h_t`` with ``h_t = a_t h_{t-1} + x_t``.
 
     For each block of ``T`` steps the decays ``a_t = exp(delta_t A)`` and inputs
     ``x_t = B_t (delta_t u_t)`` are computed in one vectorised operation each, the block is
-    scanned step by step, and its outputs are reduced over N with one bmm. A block's
-    (T, b, N, D) tensors fit in the CPU's L2 cache, so the step loop and the reduction read
-    them from cache instead of memory.
+    scanned step by step in place (``h_t = x_t + a_t h_{t-1}``), and its outputs are reduced
+    over N with one bmm while the block is still in the CPU's caches.
 
     Args:
         dl, du (Tensor): (L, b, D) ``delta`` and ``delta * u``.
@@ -161,64 +169,75 @@ def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: 
             but ``torch.exp2`` runs a vectorised SLEEF kernel on CPU while float32
             ``torch.exp`` goes through MKL's VML, several times slower on the CPUs measured.
         T (int): steps per block.
-        save (bool): keep every decay and state (L, b, N, D) for the backward; otherwise only
-            block-sized buffers are used.
+        save (bool): keep every state (L, b, N, D) for the backward. Otherwise only
+            block-sized buffers are used, and ``y`` is written over ``du`` (each block's rows
+            of ``du`` are read before its outputs are written).
 
     Returns:
-        tuple: ``y`` (L, b, D), the last state (b, N, D), and the decays and states
-        (L, b, N, D) when ``save`` (else None).
+        tuple: ``y`` (L, b, D), the last state (b, N, D), and the states (L, b, N, D) when
+        ``save`` (else None).
     """
     length, b, d = dl.shape
     n = A2.shape[0]
     kw = dict(dtype=dl.dtype, device=dl.device)
-    y = torch.empty((length * b, 1, d), **kw)
-    # views made once, not per block or step
-    dl4, du4, B4, C3 = dl[:, :, None, :], du[:, :, None, :], Bl[..., None], Cl.view(-1, 1, n)
+    y = torch.empty((length * b, 1, d), **kw) if save else du.view(length * b, 1, d)
+    # per-block views, made once (split is one call per tensor)
+    dl_b, du_b, B_b = dl[:, :, None, :].split(T), du[:, :, None, :].split(T), Bl[..., None].split(T)
+    C_b, y_b = Cl.view(-1, 1, n).split(T * b), y.split(T * b)
+    a_buf = torch.empty((T, b, n, d), **kw)
+    a_bufs = a_buf.unbind(0)
     if save:
-        a, h = torch.empty((length, b, n, d), **kw), torch.empty((length, b, n, d), **kw)
-        a_steps, h_steps = a.unbind(0), h.unbind(0)
+        h = torch.empty((length, b, n, d), **kw)
+        h_b, h_steps = h.split(T), h.unbind(0)
     else:
-        a_buf = torch.empty((T, b, n, d), **kw)
         h_buf = torch.empty((T + 1, b, n, d), **kw)  # row 0: the previous block's last state
-        a_bufs, h_bufs = a_buf.unbind(0), h_buf.unbind(0)
+        h_bufs = h_buf.unbind(0)
     prev = None
-    for t0 in range(0, length, T):
-        t1 = min(t0 + T, length)
-        k = t1 - t0
+    for j in range(len(dl_b)):
+        k = dl_b[j].shape[0]
+        ab, as_ = (a_buf, a_bufs) if k == T else (a_buf[:k], a_bufs[:k])
         if save:
-            ab, hb, as_, hs = a[t0:t1], h[t0:t1], a_steps[t0:t1], h_steps[t0:t1]
+            hb, hs = h_b[j], h_steps[j * T:j * T + k]
         else:
-            ab, hb, as_, hs = a_buf[:k], h_buf[1:k + 1], a_bufs[:k], h_bufs[1:k + 1]
-        torch.mul(dl4[t0:t1], A2, out=ab).exp2_()  # Mamba Eq. 4 (ZOH): exp(delta A)
-        torch.mul(B4[t0:t1], du4[t0:t1], out=hb)  # Euler: delta B u
+            hb, hs = (h_buf[1:], h_bufs[1:]) if k == T else (h_buf[1:k + 1], h_bufs[1:k + 1])
+        torch.mul(dl_b[j], A2, out=ab).exp2_()  # Mamba Eq. 4 (ZOH): exp(delta A)
+        torch.mul(B_b[j], du_b[j], out=hb)  # Euler: delta B u
         if prev is not None:
             hs[0].addcmul_(as_[0], prev)
         for i in range(1, k):
             hs[i].addcmul_(as_[i], hs[i - 1])  # Mamba Eq. 2a
-        torch.bmm(C3[t0 * b:t1 * b], hb.view(k * b, n, d), out=y[t0 * b:t1 * b])  # Eq. 2b
+        if torch.jit.is_tracing():  # FLOP counters trace bmm and expect exactly two inputs (no out=)
+            y_b[j].copy_(torch.bmm(C_b[j], hb.view(k * b, n, d)))
+        else:
+            torch.bmm(C_b[j], hb.view(k * b, n, d), out=y_b[j])  # Mamba Eq. 2b: y = C h
         prev = hs[-1] if save else h_bufs[0].copy_(hs[-1])
     y = y.view(length, b, d)
-    if save:
-        return y, prev, a, h
-    return y, prev, None, None
+    return y, prev, (h if save else None)
 
 
 def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, du: Tensor,
-                          Bl: Tensor, Cl: Tensor, At: Tensor, a: Tensor, h: Tensor,
+                          Bl: Tensor, Cl: Tensor, At: Tensor, A2: Tensor, h: Tensor,
                           T: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The adjoint of :func:`_scan_blocks`, block by block from the last one.
 
     With ``G_t = dLoss/dh_t`` (total), the adjoint recurrence is
     ``G_t = C_t gy_t + a_{t+1} G_{t+1}`` (plus the last state's gradient at ``t = L-1``). For
-    each block, ``G`` lives in one block-sized buffer: it is scanned backwards, then every
-    gradient that needs it is reduced from the cached block at once:
+    each block, the decays ``a_t`` are recomputed into one block-sized buffer and ``G`` lives
+    in another: it is scanned backwards, then every gradient that needs it is reduced from
+    the cached block at once:
 
-    * ``dC_t = sum_d h_t gy_t``, ``dB_t = sum_d G_t (delta_t u_t)``,
-      ``d(delta u)_t = sum_n B_t G_t``  (bmm's over the long axis);
+    * ``dB_t = sum_d G_t (delta_t u_t)``, ``d(delta u)_t = sum_n B_t G_t`` (bmm's over the
+      long axis); ``dC_t = sum_d h_t gy_t`` needs no ``G`` and is one bmm up front;
     * through ``a_t = exp(delta_t A)``: ``E_t = G_t a_t h_{t-1}`` (``h_{-1} = 0``) gives
       ``d delta_t += sum_n E_t A`` and ``dA += sum_{t,b} E_t delta_t``. The buffer is reused
       in place: ``E A`` is summed over N, multiplied by ``delta`` and summed over (t, b); the
       (N, D) result is divided by A once at the end (when no A is nearly zero).
+
+    Args:
+        gyl (Tensor): (L, b, D) gradient w.r.t. ``y`` (time-major).
+        grad_last (Tensor, optional): (b, N, D) gradient w.r.t. the last state.
+        dl, du, Bl, Cl, A2, T: as in :func:`_scan_blocks`; ``At`` is ``A^T`` (N, D).
+        h (Tensor): (L, b, N, D) the states of the forward.
 
     Returns:
         tuple: ``dC`` (L, b, N), ``dB`` (L, b, N), ``d(delta u)`` (L, b, D), the decay part of
@@ -231,21 +250,23 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
     grad_At = torch.zeros((1, n * d), **kw)
     ones = torch.ones((1, T * b), **kw)
     divide = bool((At.abs() > torch.finfo(At.dtype).tiny**0.5).all())
-    g_buf = torch.empty((T, b, n, d), **kw)
+    g_buf, a_buf = torch.empty((T, b, n, d), **kw), torch.empty((T, b, n, d), **kw)
     carry = torch.empty((b, n, d), **kw)  # a_{t1} G_{t1}, entering the block ending at t1
     # views made once, not per block or step
-    g_bufs, a_steps = g_buf.unbind(0), a.unbind(0)
+    g_bufs, a_bufs = g_buf.unbind(0), a_buf.unbind(0)
     C4, gy4, dl4 = Cl[..., None], gyl[:, :, None, :], dl[:, :, None, :]
     gy3, du3, B3 = gyl.view(-1, 1, d), du.view(-1, 1, d), Bl.view(-1, 1, n)
-    hT3 = h.view(-1, n, d).transpose(1, 2)
-    grad_C3, grad_B3, g_du3 = grad_C.view(-1, 1, n), grad_B.view(-1, 1, n), g_du.view(-1, 1, d)
+    grad_B3, g_du3 = grad_B.view(-1, 1, n), g_du.view(-1, 1, d)
+    # dC needs no G: one bmm for the whole sequence
+    torch.bmm(gy3, h.view(-1, n, d).transpose(1, 2), out=grad_C.view(-1, 1, n))
     last = length - (length - 1) % T - 1  # start of the last block
     for t0 in range(last, -1, -T):
         t1 = min(t0 + T, length)
         k = t1 - t0
         s0, s1 = t0 * b, t1 * b  # rows of the (L * b, ...) views
-        gb, gs, as_ = g_buf[:k], g_bufs[:k], a_steps[t0:t1]
+        gb, gs, ab, as_ = g_buf[:k], g_bufs[:k], a_buf[:k], a_bufs[:k]
         gb3 = gb.view(k * b, n, d)
+        torch.mul(dl4[t0:t1], A2, out=ab).exp2_()  # the decays again: cheaper than storing
         torch.mul(C4[t0:t1], gy4[t0:t1], out=gb)  # direct part: C_t gy_t
         if t1 < length:
             gs[-1].add_(carry)
@@ -255,10 +276,9 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
             gs[i].addcmul_(as_[i + 1], gs[i + 1])
         if t0 > 0:
             torch.mul(as_[0], gs[0], out=carry)
-        torch.bmm(gy3[s0:s1], hT3[s0:s1], out=grad_C3[s0:s1])
         torch.bmm(du3[s0:s1], gb3.transpose(1, 2), out=grad_B3[s0:s1])
         torch.bmm(B3[s0:s1], gb3, out=g_du3[s0:s1])
-        gb.mul_(a[t0:t1])  # E_t = G_t a_t h_{t-1}
+        gb.mul_(ab)  # E_t = G_t a_t h_{t-1}
         if t0 > 0:
             gb.mul_(h[t0 - 1:t1 - 1])
         else:
@@ -275,21 +295,43 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
     return grad_C, grad_B, g_du, g_delta, grad_At
 
 
-def _delta_in(delta: Tensor, delta_bias: Optional[Tensor], delta_softplus: bool
-              ) -> Tuple[Tensor, Tensor]:
-    """Time-major (L, b, D) ``delta + delta_bias`` and its softplus (or itself)."""
-    if delta_bias is None:
-        pre = _time_major(delta)
+def _inputs(u: Tensor, delta: Tensor, delta_bias: Optional[Tensor], delta_softplus: bool,
+            keep: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``delta`` after bias and softplus, and ``delta * u``, in both layouts.
+
+    The elementwise work runs on the contiguous (b, D, L) inputs (read in order, which matters
+    when they are not in cache) and only its results are transposed to (L, b, D).
+
+    Returns:
+        tuple: the softplus derivative ``sigmoid(delta + delta_bias)`` (b, D, L) when
+        ``keep`` and ``delta_softplus`` (else None), ``delta`` (b, D, L), ``delta * u``
+        (b, D, L), and ``delta`` and ``delta * u`` time-major (L, b, D). All fresh tensors
+        except possibly the second (the input itself when there is neither bias nor softplus).
+    """
+    pre = delta if delta_bias is None else delta + delta_bias[:, None]
+    slope = None
+    if not delta_softplus:
+        dl_c = pre
+    elif pre is delta:
+        dl_c = F.softplus(pre)
+        slope = torch.sigmoid(pre) if keep else None
+    elif keep:
+        dl_c = F.softplus(pre)
+        slope = torch.sigmoid(pre, out=pre)  # softplus'(x) = sigmoid(x), while pre is in cache
     else:
-        length, b, d = delta.shape[2], delta.shape[0], delta.shape[1]
-        pre = torch.add(delta.permute(2, 0, 1), delta_bias,
-                        out=torch.empty((length, b, d), dtype=delta.dtype, device=delta.device))
-    return pre, (F.softplus(pre) if delta_softplus else pre)
+        # in place (pre is not needed): F.softplus's own op, which takes out=
+        dl_c = torch._C._nn.softplus(pre, 1, 20, out=pre)
+    du_c = dl_c * u
+    return slope, dl_c, du_c, _time_major(dl_c), _time_major(du_c)
 
 
-def _output(y: Tensor, u: Tensor, D: Optional[Tensor]) -> Tensor:
-    """(L, b, D) ``y`` -> contiguous (b, D, L) ``y + D u`` for (b, D, L) ``u``."""
-    out = _channel_major(y)
+def _output(y: Tensor, u: Tensor, D: Optional[Tensor], out: Optional[Tensor] = None) -> Tensor:
+    """(L, b, D) ``y`` -> contiguous (b, D, L) ``y + D u`` for (b, D, L) ``u``, written into
+    ``out`` (any contiguous tensor of that size, not overlapping ``y``) when given."""
+    if out is None:
+        out = _channel_major(y)
+    else:
+        out = out.view(u.shape).copy_(y.permute(1, 2, 0))
     return out if D is None else out.addcmul_(u, D[:, None])
 
 
@@ -301,14 +343,15 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optio
     b, d, length = u.shape
     n = A.shape[1]
     T = _block_len(length, b * d * n, chunk_size)
-    pre, dl = _delta_in(delta, delta_bias, delta_softplus)
-    du = torch.mul(dl, u.permute(2, 0, 1))  # (L, b, D)
+    slope, dl_c, du_c, dl, du = _inputs(u, delta, delta_bias, delta_softplus, keep=save)
     Bl = B.permute(2, 0, 1).contiguous()  # (L, b, N)
     Cl = C.permute(2, 0, 1).contiguous()
     At = A.t().contiguous()  # (N, D)
-    y, last, a, h = _scan_blocks(dl, du, Bl, Cl, At * _LOG2E, T, save)
-    saved = (T, pre if delta_softplus else None, dl, du, At, Bl, Cl, a, h) if save else ()
-    return _output(y, u, D), last, saved
+    A2 = At * _LOG2E
+    y, last, h = _scan_blocks(dl, du, Bl, Cl, A2, T, save)
+    if not save:  # inference: y was written over du, the output goes over du_c
+        return _output(y, u, D, out=du_c), last, ()
+    return _output(y, u, D), last, (T, slope, dl_c, dl, du, At, A2, Bl, Cl, h)
 
 
 class _SelectiveScanCore(torch.autograd.Function):
@@ -318,10 +361,8 @@ class _SelectiveScanCore(torch.autograd.Function):
 
     Internally time-major with the channel innermost: per-channel sequences are (L, b, D) and
     states (L, b, N, D), so every per-step slice is contiguous, every broadcast runs along
-    contiguous channels and the reductions over N or D are bmm's. Transposes from and to the
-    (b, D, L) layout are fused into the first or last elementwise operation where possible.
-    The forward keeps the decays and states (two (L, b, N, D) tensors); the backward works in
-    one block-sized buffer.
+    contiguous channels and the reductions over N or D are bmm's. The forward keeps the states
+    (one (L, b, N, D) tensor); the backward works in two block-sized buffers.
     """
 
     @staticmethod
@@ -331,31 +372,43 @@ class _SelectiveScanCore(torch.autograd.Function):
         y, last, saved = _forward(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk_size,
                                   save=True)
         ctx.block = saved[0]
-        ctx.softplus = delta_softplus
         ctx.has_bias = delta_bias is not None
         ctx.save_for_backward(u, D, *saved[1:])
         return y, last.transpose(1, 2).contiguous()
 
     @staticmethod
     def backward(ctx, grad_y: Optional[Tensor], grad_last: Optional[Tensor]):
-        u, D, pre, dl, du, At, Bl, Cl, a, h = ctx.saved_tensors
-        length, b, n, d = h.shape
+        u, D, slope, dl_c, dl, du, At, A2, Bl, Cl, h = ctx.saved_tensors
         if grad_y is None:
             grad_y = torch.zeros_like(u)
         grad_y = grad_y.to(dl.dtype)
-        gyl = _time_major(grad_y)  # (L, b, D)
         if grad_last is not None:
             grad_last = grad_last.to(h.dtype).transpose(1, 2)  # (b, N, D)
-        grad_C, grad_B, g_du, grad_dl, grad_At = _scan_blocks_backward(
-            gyl, grad_last, dl, du, Bl, Cl, At, a, h, ctx.block)
-        grad_dl.addcmul_(g_du, u.permute(2, 0, 1))  # x_t = B_t (delta_t u_t)
-        if ctx.softplus:
-            grad_dl.mul_(torch.sigmoid(pre))  # softplus'(x) = sigmoid(x)
-        grad_bias = grad_dl.view(length * b, d).sum(0) if ctx.has_bias else None
-        grad_D = None if D is None else (grad_y * u).sum((0, 2))
-        return (_output(g_du.mul_(dl), grad_y, D), _channel_major(grad_dl), grad_At.t(),
-                grad_B.permute(1, 2, 0), grad_C.permute(1, 2, 0), grad_D, grad_bias, None,
-                None)
+        grad_C, grad_B, g_du, g_delta, grad_At = _scan_blocks_backward(
+            _time_major(grad_y), grad_last, dl, du, Bl, Cl, At, A2, h, ctx.block)
+        # x_t = B_t (delta_t u_t): the rest in the (b, D, L) layout of the inputs
+        g_du = _channel_major(g_du)
+        grad_u = g_du * dl_c
+        grad_delta = _channel_major(g_delta).addcmul_(g_du, u)
+        grad_D = None
+        if D is not None:
+            grad_u.addcmul_(grad_y, D[:, None])
+            grad_D = (grad_y * u).sum((0, 2))
+        if slope is not None:
+            grad_delta.mul_(slope)  # softplus'(x) = sigmoid(x)
+        grad_bias = grad_delta.sum((0, 2)) if ctx.has_bias else None
+        return (grad_u, grad_delta, grad_At.t(), grad_B.permute(1, 2, 0), grad_C.permute(1, 2, 0),
+                grad_D, grad_bias, None, None)
+
+
+def _autocast_off(device_type: str):
+    """A context that disables autocast (the scan computes in float32/64), or a no-op one when
+    autocast is off already (entering torch.autocast costs a few microseconds)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no per-device query
+        enabled = True
+    return torch.autocast(device_type=device_type, enabled=False) if enabled else nullcontext()
 
 
 def selective_scan_chunked(u: Tensor,
@@ -385,8 +438,8 @@ def selective_scan_chunked(u: Tensor,
         delta_bias (Tensor, optional): (D,) added to ``delta``.
         delta_softplus (bool): apply softplus to ``delta`` (after the bias).
         return_last_state (bool): also return the final state.
-        chunk_size (int, optional): time steps per block. None: as many as keep a block's
-            decays and states within ``_BLOCK_ELEMS`` values (about the L2 cache).
+        chunk_size (int, optional): time steps per block. None: as many as keep a block of
+            states within ``_BLOCK_ELEMS`` values (2 MiB in float32).
 
     Returns:
         Tensor | tuple[Tensor, Tensor]: ``y`` (B, D, L), and the last state (B, D, N) in the
@@ -398,7 +451,7 @@ def selective_scan_chunked(u: Tensor,
     args = (u.to(dtype), delta.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype),
             None if D is None else D.to(dtype),
             None if delta_bias is None else delta_bias.to(dtype), delta_softplus, chunk_size)
-    with torch.autocast(device_type=u.device.type, enabled=False):
+    with _autocast_off(u.device.type):
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                            for t in args[:7]):
             y, last_state = _SelectiveScanCore.apply(*args)
