@@ -64,14 +64,9 @@ def collect_inputs(inputs):
 
 
 def _write(path, fn):
+    from projects.sar_oilspill.datasets.daug import atomic_write
     os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}{osp.splitext(path)[1]}'
-    try:
-        fn(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, fn, keep_suffix=True)
 
 
 def _imwrite(path, image):

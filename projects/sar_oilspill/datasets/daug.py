@@ -73,8 +73,13 @@ class DAugDataset(BaseSegDataset):
                 for n in names]
 
 
-def _atomic_write(path: str, write_fn) -> None:
-    tmp = f'{path}.tmp-{os.getpid()}'
+def atomic_write(path: str, write_fn, keep_suffix: bool = False) -> None:
+    """Call ``write_fn(tmp)`` on a temporary name next to ``path``, then rename it to ``path``.
+
+    A crash leaves either the old file or the new one, never a half-written one. ``keep_suffix`` ends the
+    temporary name with the file's extension (writers such as ``cv2.imwrite`` choose the format from it).
+    """
+    tmp = f'{path}.tmp-{os.getpid()}' + (osp.splitext(path)[1] if keep_suffix else '')
     try:
         write_fn(tmp)
         os.replace(tmp, path)
@@ -121,8 +126,8 @@ def write_daug_sample(root: str, name: str, image, logits) -> None:
         with open(p, 'wb') as f:
             np.save(f, logits.astype(np.float16))
 
-    _atomic_write(osp.join(root, 'images', name + '.png'), write_png)
-    _atomic_write(osp.join(root, 'logits', name + '.npy'), write_npy)
+    atomic_write(osp.join(root, 'images', name + '.png'), write_png)
+    atomic_write(osp.join(root, 'logits', name + '.npy'), write_npy)
 
 
 def write_daug_manifest(root: str, manifest: Dict) -> str:
@@ -138,5 +143,5 @@ def write_daug_manifest(root: str, manifest: Dict) -> str:
             json.dump(data, f, indent=1)
 
     path = osp.join(root, 'manifest.json')
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return path
