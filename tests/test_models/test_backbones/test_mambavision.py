@@ -47,7 +47,9 @@ def test_osd_full_size_shapes():
 
 
 def test_every_parameter_gets_gradient():
-    model = MambaVision(arch='test', out_norm=dict(type='LN2d'), drop_path_rate=0.1)
+    # no stochastic depth here: a block dropped for the whole batch legitimately gets a zero gradient
+    torch.manual_seed(0)
+    model = MambaVision(arch='test', out_norm=dict(type='LN2d'), drop_path_rate=0.0)
     model.init_weights()
     model.train()
     outs = model(torch.randn(2, 3, 45, 37))
