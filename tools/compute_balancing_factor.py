@@ -59,6 +59,7 @@ def main(argv=None) -> float:
     from mmseg.registry import DATASETS
 
     from projects.sar_oilspill.models.generators import BalancingFactorAccumulator, image_to_signed_unit
+    from projects.sar_oilspill.datasets.daug import atomic_write
     from projects.sar_oilspill.utils.cli import write_json_atomic
 
     loader_cfg = cfg.get(f'{args.split}_dataloader')
@@ -99,11 +100,14 @@ def main(argv=None) -> float:
                            num_classes=num_classes, fft_norm=args.fft_norm, split=args.split,
                            data_root=dataset.data_root, config=args.config), out)
     frag = osp.join(osp.dirname(out), 'balancing_factor.py')
-    tmp = frag + f'.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(f'# written by tools/compute_balancing_factor.py from {n} {args.split} pairs of {dataset.data_root}\n'
-                f'model = dict(balancing_factor={value:.6f})\n')
-    os.replace(tmp, frag)
+    text = (f'# written by tools/compute_balancing_factor.py from {n} {args.split} pairs of {dataset.data_root}\n'
+            f'model = dict(balancing_factor={value:.6f})\n')
+
+    def write_fragment(path):
+        with open(path, 'w') as f:
+            f.write(text)
+
+    atomic_write(frag, write_fragment)
     print(f'written {out} and {frag}; use: --cfg-options model.balancing_factor={value:.4f}')
     return value
 

@@ -70,7 +70,7 @@ def main(argv=None):
     gen_cfg.update({k: v for k, v in overrides.items() if v is not None})
     if not gen_cfg.get('out_dir'):
         raise SystemExit('no output folder: pass --out-dir or set generation_cfg.out_dir in the config')
-    gen_cfg['checkpoint'] = osp.abspath(args.checkpoint) if cfg.get('record_abspath') else args.checkpoint
+    gen_cfg['checkpoint'] = args.checkpoint
     meta = _dataset_metainfo(cfg)
     cfg.generation_classes = list(meta['classes']) if meta.get('classes') else None
     cfg.generation_palette = [list(c) for c in meta['palette']] if meta.get('palette') else None

@@ -79,7 +79,7 @@ def main(argv=None):
     files = collect_inputs(args.inputs)
     from projects.sar_oilspill.apis import class_areas, init_segmentor, predict_image
     from projects.sar_oilspill.utils.cli import write_json_atomic
-    from projects.sar_oilspill.visualization.grid import default_palette, overlay_labels
+    from projects.sar_oilspill.visualization.grid import overlay_labels, overlay_palette
     try:
         model = init_segmentor(args.config, args.checkpoint, device=args.device, slide=args.slide,
                                stride=args.stride)
@@ -88,9 +88,7 @@ def main(argv=None):
     meta = getattr(model, 'dataset_meta', None) or {}
     num_classes = int(model.decode_head.num_classes)
     classes = list(meta.get('classes') or [f'class{k}' for k in range(num_classes)])
-    palette = meta.get('palette') or default_palette(num_classes)
-    if num_classes == 2 and [list(c) for c in palette] == [[0, 0, 0], [255, 255, 255]]:
-        palette = default_palette(2)  # white oil is invisible over SAR: red
+    palette = overlay_palette(meta.get('palette'), num_classes)
     summary_path = osp.join(args.out_dir, 'summary.json')
     summary = dict(config=args.config, checkpoint=args.checkpoint, classes=classes, images={})
     if osp.isfile(summary_path) and not args.overwrite:
@@ -107,7 +105,7 @@ def main(argv=None):
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise SystemExit(f'{path}: not a readable image (expected {", ".join(IMAGE_EXTS)})')
-        pred = predict_image(model, image)
+        pred = predict_image(model, image, probs=args.save_probs)
         label = pred['label']
         _write(mask_path, lambda p: _imwrite(p, label.astype(np.uint8)))
         over = overlay_labels(image[..., ::-1], label, palette, alpha=args.opacity)

@@ -43,15 +43,17 @@ def init_segmentor(config: Union[str, 'Config'], checkpoint: str, device: str = 
     return init_model(cfg, checkpoint, device=device)
 
 
-def predict_image(model, image: np.ndarray) -> Dict[str, np.ndarray]:
+def predict_image(model, image: np.ndarray, probs: bool = False) -> Dict[str, np.ndarray]:
     """Predict one image.
 
     Args:
         model: From :func:`init_segmentor`.
         image: uint8 ``(H, W)`` grey or ``(H, W, 3)`` BGR (as ``cv2.imread`` returns it).
+        probs: Also return the class probabilities (a K x H x W softmax over the whole scene; off by default).
 
     Returns:
-        dict: ``label`` int64 ``(H, W)`` class map; ``probs`` float32 ``(K, H, W)`` softmax of the logits.
+        dict: ``label`` int64 ``(H, W)`` class map; with ``probs``, ``probs`` float32 ``(K, H, W)`` softmax of
+        the logits.
     """
     import cv2
     import torch
@@ -63,9 +65,12 @@ def predict_image(model, image: np.ndarray) -> Dict[str, np.ndarray]:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'expected an (H, W) or (H, W, 3) image, got shape {image.shape}')
     result = inference_model(model, np.ascontiguousarray(image))
-    logits = result.seg_logits.data.float()
-    probs = torch.softmax(logits, dim=0) if logits.shape[0] > 1 else torch.sigmoid(logits)
-    return dict(label=result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64), probs=probs.cpu().numpy())
+    out = dict(label=result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64))
+    if probs:
+        logits = result.seg_logits.data.float()
+        p = torch.softmax(logits, dim=0) if logits.shape[0] > 1 else torch.sigmoid(logits)
+        out['probs'] = p.cpu().numpy()
+    return out
 
 
 def class_areas(label: np.ndarray, classes: Sequence[str], pixel_size_m: Optional[float] = None) -> Dict:

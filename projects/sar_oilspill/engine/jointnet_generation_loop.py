@@ -10,13 +10,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.dist import barrier, get_dist_info
-from mmengine.model import is_model_wrapper
+from mmengine.dist import all_gather, barrier, get_dist_info
 from mmengine.runner import BaseLoop
 from mmengine.utils import ProgressBar
 from mmseg.registry import LOOPS
 
 from ..datasets.daug import DAUG_FORMAT, daug_sample_exists, write_daug_manifest, write_daug_sample
+from ..visualization.grid import overlay_palette, save_generation_grid
+from .jointnet_train_loop import unwrap_jointnet
 
 #: Multiplier of the per-sample seed rule ``seed_i = base_seed * SEED_STRIDE + i`` (a prime, so runs with
 #: different base seeds do not share sample seeds for any realistic number of samples).
@@ -117,11 +118,7 @@ class JointNetGenerationLoop(BaseLoop):
 
     @property
     def model(self):
-        model = self.runner.model
-        model = model.module if is_model_wrapper(model) else model
-        if not hasattr(model, 'sample') or not hasattr(model, 'stage'):
-            raise TypeError(f'JointNetGenerationLoop needs a SARJointNet model, got {type(model).__name__}')
-        return model
+        return unwrap_jointnet(self.runner, ('sample', 'stage'), 'JointNetGenerationLoop')
 
     def sample_name(self, index: int) -> str:
         return f'{self.name_prefix}{index:06d}'
@@ -207,14 +204,13 @@ class JointNetGenerationLoop(BaseLoop):
                              'load a stage-2 or stage-3 checkpoint')
         rank, world_size = get_dist_info()
         settings = self._settings()
+        # every process reads the same manifest and reaches the same verdict, so none is left waiting in a barrier
+        self._check_existing(settings)
         if rank == 0:
-            self._check_existing(settings)
             os.makedirs(self.out_dir, exist_ok=True)
             if not osp.isfile(osp.join(self.out_dir, 'manifest.json')):
                 self._write_manifest(settings, complete=False)
         barrier()
-        if rank != 0:
-            self._check_existing(settings)
         mine = shard_indices(self.num_samples, rank, world_size)
         todo = [i for i in mine if not daug_sample_exists(self.out_dir, self.sample_name(i))]
         self.runner.logger.info(f'JointNetGenerationLoop: rank {rank}/{world_size}: {len(mine)} samples in shard, '
@@ -230,23 +226,17 @@ class JointNetGenerationLoop(BaseLoop):
         rate = done / seconds if seconds > 0 and done else 0.0
         self.runner.logger.info(f'JointNetGenerationLoop: rank {rank} generated {done} samples in {seconds:.1f} s '
                                 f'({rate:.3f} samples/s)')
-        counts = torch.tensor([float(done), seconds])
-        if world_size > 1:
-            import torch.distributed as dist
-            gathered = [torch.zeros(2) for _ in range(world_size)]
-            dist.all_gather(gathered, counts)
-            total = sum(float(g[0]) for g in gathered)
-            wall = max(float(g[1]) for g in gathered)
-        else:
-            total, wall = float(done), seconds
-        barrier()
+        gathered = all_gather(torch.tensor([float(done), seconds]))  # [tensor] without a process group
+        total = sum(float(g[0]) for g in gathered)
+        wall = max(float(g[1]) for g in gathered)
         metrics = dict(generated=total, seconds=wall, samples_per_second=total / wall if wall > 0 and total else 0.0)
+        # all_gather returned only once every process had written its shard; every process checks, so an
+        # error stops them all instead of leaving the others in the final barrier
+        missing = [i for i in range(self.num_samples) if not daug_sample_exists(self.out_dir, self.sample_name(i))]
+        if missing:
+            raise RuntimeError(f'{len(missing)} samples missing after generation (e.g. '
+                               f'{self.sample_name(missing[0])}); run again to resume')
         if rank == 0:
-            missing = [i for i in range(self.num_samples)
-                       if not daug_sample_exists(self.out_dir, self.sample_name(i))]
-            if missing:
-                raise RuntimeError(f'{len(missing)} samples missing after generation (e.g. '
-                                   f'{self.sample_name(missing[0])}); run again to resume')
             self._write_manifest(settings, complete=True)
             if self.grid > 0:
                 self._save_grid(settings)
@@ -257,7 +247,6 @@ class JointNetGenerationLoop(BaseLoop):
 
     def _save_grid(self, settings: Dict) -> None:
         import cv2
-        from ..visualization.grid import save_generation_grid
         n = min(self.grid, self.num_samples)
         images, labels = [], []
         for i in range(n):
@@ -266,10 +255,7 @@ class JointNetGenerationLoop(BaseLoop):
             lg = np.load(osp.join(self.out_dir, 'logits', name + '.npy'))
             images.append(img)
             labels.append(lg.astype(np.float32).argmax(0))
-        palette = self.runner.cfg.get('generation_palette')  # None: save_generation_grid's default by class count
-        if palette is not None and [list(c) for c in palette] == [[0, 0, 0], [255, 255, 255]]:
-            palette = None  # SOS's white oil is invisible over SAR; the default shows it in red
+        palette = overlay_palette(self.runner.cfg.get('generation_palette'), settings['num_classes'])
         path = osp.join(self.out_dir, 'grid.png')
-        save_generation_grid(np.stack(images), np.stack(labels),
-                             None if palette is None else [tuple(p) for p in palette], path)
+        save_generation_grid(np.stack(images), np.stack(labels), palette, path)
         self.runner.logger.info(f'JointNetGenerationLoop: grid of {n} samples saved to {path}')

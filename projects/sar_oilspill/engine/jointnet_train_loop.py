@@ -12,6 +12,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 
+def unwrap_jointnet(runner, needs: Sequence[str], who: str):
+    """The runner's model without its DDP wrapper; a TypeError naming ``who`` unless it has ``needs``."""
+    model = runner.model
+    model = model.module if is_model_wrapper(model) else model
+    if not all(hasattr(model, attr) for attr in needs):
+        raise TypeError(f'{who} needs a SARJointNet model, got {type(model).__name__}')
+    return model
+
+
 def stage_of_iter(iteration: int, stage_iters: Sequence[int]) -> int:
     """Training stage (1, 2 or 3) that iteration ``iteration`` (0-based) belongs to.
 
@@ -86,11 +95,7 @@ class JointNetTrainLoop(IterBasedTrainLoop):
     @property
     def joint_model(self):
         """The (unwrapped) :class:`SARJointNet`."""
-        model = self.runner.model
-        model = model.module if is_model_wrapper(model) else model
-        if not hasattr(model, 'set_stage') or not hasattr(model, 'init_label_net_from_sar_net'):
-            raise TypeError(f'JointNetTrainLoop trains SARJointNet models, got {type(model).__name__}')
-        return model
+        return unwrap_jointnet(self.runner, ('set_stage', 'init_label_net_from_sar_net'), 'JointNetTrainLoop')
 
     def stage_at(self, iteration: int) -> int:
         """Stage of 0-based iteration ``iteration``."""

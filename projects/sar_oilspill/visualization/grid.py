@@ -23,6 +23,14 @@ def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:
     return [(0, 0, 0)] + [tuple(int(v) for v in rng.integers(64, 256, 3)) for _ in range(num_classes - 1)]
 
 
+def overlay_palette(palette: Optional[Sequence[Sequence[int]]], num_classes: int) -> List[Tuple[int, int, int]]:
+    """The dataset's palette for overlays, or :func:`default_palette` when there is none or it is SOS's
+    black/white (white oil is invisible over SAR; the default shows it in red)."""
+    if palette is None or [list(c) for c in palette] == [[0, 0, 0], [255, 255, 255]]:
+        return default_palette(num_classes)
+    return [tuple(int(v) for v in c) for c in palette]
+
+
 def overlay_labels(image: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5,
                    skip_background: bool = True) -> np.ndarray:
     """Blend class colours over one image.
