@@ -36,8 +36,9 @@ def _dwconv3x3(x, weight):
 
 def _reference(block, hr, lr):
     """CAFT as the paper/brief state it: upsample LR, THEN project it (1x1) to
-    the HR channel count; per-head transposed attention written with loops."""
-    b, c, h, w = hr.shape
+    the attention width; per-head transposed attention written with loops."""
+    b, _, h, w = hr.shape
+    c = block.q_proj.weight.shape[0]  # attention width (== HR channels by default)
     heads = block.num_heads
     d = c // heads
     lr_n = _layer_norm_channels(lr, block.norm_lr.weight, block.norm_lr.bias)
@@ -49,7 +50,7 @@ def _reference(block, hr, lr):
     kv = _dwconv3x3(_conv1x1(hr_n, block.kv_proj.weight),
                     block.kv_dwconv.weight)
     k, v = kv[:, :c], kv[:, c:]
-    out = torch.zeros_like(hr)
+    out = hr.new_zeros(b, c, h, w)
     for bi in range(b):
         for hd in range(heads):
             sl = slice(hd * d, (hd + 1) * d)
@@ -73,9 +74,12 @@ def _randomise(block, seed=0):
                     (1.0 if p.dim() <= 3 and p.shape[-1] == 1 else 0.))
 
 
-@pytest.mark.parametrize('heads', [1, 2, 4])
-def test_caft_matches_loop_reference(heads):
-    block = CAFTBlock(hr_channels=8, lr_channels=12, num_heads=heads).double()
+@pytest.mark.parametrize('heads,attn_channels', [(1, None), (2, None), (4, None),
+                                                 (1, 4), (2, 2), (2, 12)])
+def test_caft_matches_loop_reference(heads, attn_channels):
+    block = CAFTBlock(hr_channels=8, lr_channels=12, num_heads=heads,
+                      attn_channels=attn_channels).double()
+    assert block.q_proj.weight.shape[0] == (attn_channels or 8)
     _randomise(block)
     g = torch.Generator().manual_seed(1)
     hr = torch.randn(2, 8, 11, 7, generator=g, dtype=torch.float64)
@@ -115,14 +119,17 @@ def test_caft_residual_on_hr():
     torch.testing.assert_close(block(hr, lr), hr)
 
 
-def test_caft_parameter_count_by_formula():
+@pytest.mark.parametrize('ca', [None, 8, 4])
+def test_caft_parameter_count_by_formula(ca):
     c, c_lr, heads = 16, 32, 4
-    block = CAFTBlock(hr_channels=c, lr_channels=c_lr, num_heads=heads)
+    block = CAFTBlock(hr_channels=c, lr_channels=c_lr, num_heads=heads,
+                      attn_channels=ca)
+    ca = ca or c
     want = (2 * c_lr + 2 * c  # two LayerNorms
-            + c_lr * c + 9 * c  # q: 1x1 + depthwise 3x3, no bias
-            + 2 * c * c + 9 * 2 * c  # kv
+            + c_lr * ca + 9 * ca  # q: 1x1 + depthwise 3x3, no bias
+            + 2 * c * ca + 9 * 2 * ca  # kv
             + heads  # temperature
-            + c * c)  # project_out
+            + ca * c)  # project_out
     assert sum(p.numel() for p in block.parameters()) == want
 
 
@@ -146,6 +153,10 @@ def test_caft_cost_linear_in_pixels():
 def test_caft_rejects_bad_config_and_inputs():
     with pytest.raises(ValueError, match='num_heads'):
         CAFTBlock(hr_channels=6, lr_channels=8, num_heads=4)
+    with pytest.raises(ValueError, match='attn_channels=6'):
+        CAFTBlock(hr_channels=8, lr_channels=8, num_heads=4, attn_channels=6)
+    with pytest.raises(ValueError, match='attn_channels=0'):
+        CAFTBlock(hr_channels=8, lr_channels=8, attn_channels=0)
     block = CAFTBlock(hr_channels=4, lr_channels=8)
     with pytest.raises(ValueError, match='hr must be'):
         block(torch.randn(1, 5, 4, 4), torch.randn(1, 8, 2, 2))

@@ -53,21 +53,26 @@ def test_skip_wiring_is_unetpp(skip_type):
             assert touched == (lvl >= i), (i, lvl)
 
 
-def test_skip_parameter_counts_by_formula():
+@pytest.mark.parametrize('reduction', [1, 2])
+def test_skip_parameter_counts_by_formula(reduction):
     c = CH
     heads = (1, 2, 4)
 
     def caft(ch, ch_lr, h):
-        return 2 * ch_lr + 2 * ch + ch_lr * ch + 9 * ch + 2 * ch * ch + \
-            18 * ch + h + ch * ch
+        ca = ch // reduction  # attention width
+        return 2 * ch_lr + 2 * ch + ch_lr * ca + 9 * ca + 2 * ch * ca + \
+            18 * ca + h + ca * ch
 
     # nodes (i, j): (0,1) (1,1) (2,1) (0,2) (1,2) (0,3); fusion jC->C, j>=2
     nodes = [(0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (0, 3)]
     want_caft = sum(caft(c[i], c[i + 1], heads[i]) for i, _ in nodes) + \
         sum(j * c[i] * c[i] for i, j in nodes if j > 1)
     got = sum(p.numel() for p in UNetPPSkip(
-        c, skip_type='caft', num_heads=heads).parameters())
+        c, skip_type='caft', num_heads=heads,
+        attn_reduction=reduction).parameters())
     assert got == want_caft
+    if reduction > 1:
+        return
 
     # conv3x3: 2 x (conv no bias + BN), first conv (j C_i + C_{i+1}) -> C_i
     want_conv = sum(9 * (j * c[i] + c[i + 1]) * c[i] + 9 * c[i] * c[i] +
@@ -82,6 +87,10 @@ def test_skip_rejects_bad_config():
         UNetPPSkip(CH, skip_type='attn')
     with pytest.raises(ValueError, match='num_heads'):
         UNetPPSkip([6, 8, 16], num_heads=4)
+    with pytest.raises(ValueError, match='attn_reduction=3'):
+        UNetPPSkip([6, 8, 16], num_heads=1, attn_reduction=3)
+    with pytest.raises(ValueError, match='attn_reduction=0'):
+        UNetPPSkip([6, 8, 16], attn_reduction=0)
     with pytest.raises(ValueError, match='levels'):
         UNetPPSkip(CH)(_pyramid()[:3])
 

@@ -15,14 +15,20 @@ Inputs follow the mixer's statistics: ``delta = softplus(W dt + 2 b)`` with ``b`
 Example::
 
     python tools/benchmarks/bench_selective_scan.py --arch base --img-size 512 512 \
-        --repeats 10 --threads 2
+        --repeats 20 --threads 2
     python tools/benchmarks/bench_selective_scan.py --window-size 8 8 64 32   # NVlabs ADE20K
 """
 import os
 # Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
 os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
                                              else os.cpu_count() or 1))
+# Idle OpenMP threads spin instead of sleeping: with libgomp's default the worker sometimes went to
+# sleep between the scan's many short parallel operations, and every process then ran 2.3x slower
+# (2 of 8 processes at random; 8 of 8 with OMP_WAIT_POLICY=PASSIVE, 0 of 8 with ACTIVE).
+os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
 import argparse
+import ctypes
+import ctypes.util
 import functools
 import math
 import statistics
@@ -48,14 +54,42 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--window-size', type=int, nargs=4, default=None,
                         help="per-level windows (default: the arch's ImageNet windows)")
     parser.add_argument('--levels', type=int, nargs='+', default=(2, 3))
-    parser.add_argument('--repeats', type=int, default=10, help='timed runs per cell')
+    parser.add_argument('--repeats', type=int, default=20,
+                        help='timed runs per implementation and cell (default: 20)')
+    parser.add_argument('--group', type=int, default=5,
+                        help='consecutive runs per turn, the first a warm-up (default: 5)')
     parser.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
     parser.add_argument('--budget', type=float, default=60.,
                         help='seconds per cell; fewer repeats (>= 1) if one run is slower')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--malloc', choices=('fixed', 'default'), default='fixed',
+                        help="glibc allocator thresholds: 'fixed' (default) sets them once, "
+                        "'default' keeps glibc's dynamic ones (see fix_malloc_thresholds)")
     parser.add_argument('--chunk-size', type=int, default=None,
                         help='time steps per block of the chunked scan (default: auto)')
     return parser.parse_args()
+
+
+def fix_malloc_thresholds() -> str:
+    """Fix glibc's mmap and trim thresholds (32 MiB, 1 GiB) for a reproducible measurement.
+
+    By default glibc adapts both to the history of the process: a multi-MiB tensor is
+    sometimes served from the heap and sometimes mmap-ed fresh and page-faulted in (about
+    1 us per 4 KiB page here). The same scan then measured 1.6 ms or 4.5 ms from one
+    process to the next, and the sequential loop 9 or 20 ms depending on which level ran
+    first. Fixed thresholds (what jemalloc/tcmalloc users get in effect) leave the
+    algorithms to be compared. Returns a description for the header.
+    """
+    path = ctypes.util.find_library('c')
+    try:
+        libc = ctypes.CDLL(path)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return 'malloc: default (not glibc)'
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    if mallopt(m_mmap_threshold, 32 << 20) != 1 or mallopt(m_trim_threshold, 1 << 30) != 1:
+        return 'malloc: default (mallopt refused)'
+    return 'malloc: glibc, mmap threshold 32 MiB, trim threshold 1 GiB'
 
 
 def scan_shapes(args: argparse.Namespace) -> List[Dict[str, int]]:
@@ -115,27 +149,40 @@ def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     return ((x - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
 
 
-def time_cell(fns: Dict[str, Callable], inputs, backward: bool, repeats: int,
-              budget: float) -> Dict[str, List[float]]:
-    """Median-ready timings; implementations alternate run by run so load drifts hit both."""
+def time_cell(fns: Dict[str, Callable], inputs, backward: bool, repeats: int, budget: float,
+              group: int) -> Dict[str, List[float]]:
+    """Median-ready timings, ``repeats`` per implementation.
+
+    The implementations take turns in groups of ``group`` consecutive runs, and the first run
+    of each group is a discarded warm-up: load drifts hit both, and each is timed in its own
+    steady state rather than right after the other has evicted its data from the caches
+    (the sequential loop touches several times more memory, which, interleaved run by run,
+    charges the other implementation up to 0.7 ms of cache misses at level 3).
+    """
     first = {name: run_once(fn, inputs, backward) for name, fn in fns.items()}  # warm-up
     n = max(1, min(repeats, int(budget / max(sum(first.values()), 1e-9))))
     times: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(n):
+    while len(times[next(iter(fns))]) < n:
         for name, fn in fns.items():
-            times[name].append(run_once(fn, inputs, backward))
+            run_once(fn, inputs, backward)  # warm-up after the other implementation
+            for _ in range(min(group - 1, n - len(times[name]))):
+                times[name].append(run_once(fn, inputs, backward))
     return times
 
 
 def main() -> None:
     args = parse_args()
+    if args.group < 2:
+        raise SystemExit(f'--group must be >= 2 (one warm-up and one timed run), got {args.group}')
+    malloc = fix_malloc_thresholds() if args.malloc == 'fixed' else 'malloc: glibc default'
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(args.seed)
     fns = {'sequential': selective_scan_sequential,
            'chunked': functools.partial(selective_scan_chunked, chunk_size=args.chunk_size)}
     print(f'MambaVision-{args.arch} mixer scans, input {args.img_size[0]}x{args.img_size[1]} '
           f'x{args.images}, torch {torch.__version__}, {args.threads} threads, float32, '
-          f'median over up to {args.repeats} runs (ms)')
+          f'median over up to {args.repeats} runs each, in turns of {args.group - 1} after a warm-up '
+          f'(ms); {malloc}')
     # max rel err: of the output for 'fwd'; for 'fwd+bwd' the worst over the gradients w.r.t.
     # all 7 inputs, each relative to the largest magnitude of the reference gradient
     header = (f"{'level':>5} {'feature':>8} {'ws':>3} {'(batch, d, L, n)':>22} {'pass':>8} "
@@ -148,7 +195,7 @@ def main() -> None:
             ref = selective_scan_sequential(**inputs, delta_softplus=True)
             out = fns['chunked'](**inputs, delta_softplus=True)
         for backward in (False, True):
-            times = time_cell(fns, inputs, backward, args.repeats, args.budget)
+            times = time_cell(fns, inputs, backward, args.repeats, args.budget, args.group)
             med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
             if backward:  # checked after the timing, which it would otherwise precede
                 err = max(rel_err(g, r) for g, r in zip(grads(fns['chunked'], inputs).values(),

@@ -21,7 +21,8 @@ model = dict(
         type='SAROSSHead',
         in_channels=[128, 256, 512, 1024],
         decoder_channels=(256, 128, 64, 32, 16),
-        skip_cfg=dict(type='UNetPPSkip', skip_type='caft', num_heads=(1, 2, 4)),
+        # attention in C/4 channels: +0.78 M parameters over no skip module (full width: +2.47 M; paper: +0.89 M)
+        skip_cfg=dict(type='UNetPPSkip', skip_type='caft', num_heads=(1, 2, 4), attn_reduction=4),
         num_classes=2,
         dropout_ratio=0.1,
         norm_cfg=norm_cfg,

@@ -266,19 +266,21 @@ class MambaVisionMixer(nn.Module):
         # NVlabs applies dt_proj WITH its bias here and passes the bias again as delta_bias,
         # so the checkpoints were trained with delta = softplus(W dt + 2 b); kept for fidelity.
         dt = self.dt_proj(dt).transpose(1, 2)  # (B, C/2, L)
-        B = B.transpose(1, 2).contiguous()  # (B, N, L)
-        C = C.transpose(1, 2).contiguous()
+        # no .contiguous(): mamba-ssm makes its inputs contiguous itself, and the CPU scan
+        # reads them transposed in its first pass anyway
         y = selective_scan_fn(
-            x.contiguous(),
-            dt.contiguous(),
+            x,
+            dt,
             A,
-            B,
-            C,
+            B.transpose(1, 2),  # (B, N, L)
+            C.transpose(1, 2),
             self.D.float(),
             z=None,
             delta_bias=self.dt_proj.bias.float(),
             delta_softplus=True)
-        y = torch.cat([y.to(z.dtype), z], dim=1).transpose(1, 2)  # (B, L, C)
+        # concatenated channels-last, the layout out_proj needs (the CPU scan returns y as a
+        # view of (B, L, C/2) memory, so its half is a plain copy)
+        y = torch.cat([y.to(z.dtype).transpose(1, 2), z.transpose(1, 2)], dim=2)  # (B, L, C)
         return self.out_proj(y)
 
 

@@ -19,25 +19,31 @@ Three implementations share mamba-ssm's signature and shapes:
 
   - Time-major layout with the channel innermost: sequences (L, b, D), states (L, b, N, D).
     Every per-step slice is contiguous and every broadcast runs along contiguous channels.
-    The elementwise input work (bias, softplus, ``delta * u``) runs on the contiguous
-    (b, D, L) inputs and only its results are transposed.
+    Each (b, D, L) input is transposed in its first elementwise pass (the bias addition,
+    the copy of ``u``); the output is written as (b, L, D) memory, channels innermost, and
+    returned as a (b, D, L) view of it (mamba-ssm's kernel returns contiguous (b, D, L):
+    call ``.contiguous()`` where that matters). Writing (b, D, L) memory would run the
+    transposition with the short time axis innermost, 2.5x slower at 7x7 windows.
   - Time blocks of ``T`` steps (``T * b * D * N`` about ``_BLOCK_ELEMS`` values, 2 MiB): per
     block, the decays ``exp(delta A)`` and the inputs ``delta B u`` are one vectorised
     operation each, the recurrence is ``T`` in-place ``addcmul_`` steps, and the output
-    ``C h`` is one bmm, on data still in cache. Without autograd only block-sized buffers
-    exist and the outputs overwrite dead intermediates.
+    ``C h`` is one bmm, on data still in cache. Only block-sized state buffers exist, kept
+    per thread from call to call (fresh multi-MiB buffers are page-faulted in on every call).
   - Decays as ``2 ** (delta A log2 e)``: ``torch.exp2`` is a vectorised SLEEF kernel on CPU,
     whereas float32 ``torch.exp`` goes through MKL's VML, several times slower on the CPUs
     measured (AMD EPYC).
-  - With autograd, a ``torch.autograd.Function`` keeps only the states (one (L, b, N, D)
-    tensor). Its hand-written backward runs the adjoint recurrence block by block from the
-    end in one block-sized buffer, recomputes the block's decays (cheaper than storing and
-    re-reading them) and reduces every gradient from the cached block.
+  - With autograd, a ``torch.autograd.Function`` keeps one state per block (the checkpoint
+    the block starts from), not all L of them: T times less memory than keeping the states,
+    as mamba-ssm's kernel does. Its hand-written backward runs block by block from the end:
+    it recomputes the block's decays and states from the checkpoint (cheaper than reading
+    stored ones back from memory), runs the adjoint recurrence in a block-sized buffer and
+    reduces every gradient from the cached block.
 
 * :func:`selective_scan_sequential` -- a plain loop over time, written from the recurrence
   above; the baseline of ``tools/benchmarks/bench_selective_scan.py``.
 """
 import math
+import threading
 from contextlib import nullcontext
 from typing import Callable, Optional, Tuple, Union
 
@@ -55,6 +61,9 @@ ScanOutput = Union[Tensor, Tuple[Tensor, Tensor]]
 # Python-level operations, more mean data falling out of cache.
 _BLOCK_ELEMS = 1 << 19
 _LOG2E = 1.0 / math.log(2.0)
+
+# Per-thread scratch buffers (see _scratch), reused from call to call.
+_SCRATCH = threading.local()
 
 _MAMBA_SSM_FN: Optional[Callable] = None
 _MAMBA_SSM_TRIED = False
@@ -76,6 +85,27 @@ def _mamba_ssm_selective_scan() -> Optional[Callable]:
             fn = None
         _MAMBA_SSM_FN = fn
     return _MAMBA_SSM_FN
+
+
+def _scratch(slot: str, shape: Tuple[int, ...], like: Tensor) -> Tensor:
+    """An uninitialised buffer of ``shape`` for ``slot``, reused by every later call on this
+    thread (grown when a larger one is asked for).
+
+    For the buffers that do not outlive one forward or backward call (the block buffers,
+    and the time-major inputs of an inference call). Fresh multi-MiB CPU allocations are
+    returned to the OS and page-faulted back in on every call (glibc's allocator): that
+    made the scan up to 2.5x slower from call to call. Held per thread, a few block-sized
+    buffers (``_BLOCK_ELEMS`` values each) plus the largest inference call's inputs.
+    """
+    pool = getattr(_SCRATCH, 'pool', None)
+    if pool is None:
+        pool = _SCRATCH.pool = {}
+    numel = math.prod(shape)
+    key = (slot, like.dtype, like.device)
+    buf = pool.get(key)
+    if buf is None or buf.numel() < numel:
+        buf = pool[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
+    return buf[:numel].view(shape)
 
 
 def _check_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
@@ -143,24 +173,15 @@ def _block_len(length: int, width: int, chunk_size: Optional[int]) -> int:
     return min(chunk_size, max(length, 1))
 
 
-def _time_major(x: Tensor) -> Tensor:
-    """(b, c, L) -> a fresh contiguous (L, b, c) (never aliasing ``x``)."""
-    return x.permute(2, 0, 1).clone(memory_format=torch.contiguous_format)
-
-
-def _channel_major(x: Tensor) -> Tensor:
-    """(L, b, c) -> contiguous (b, c, L); the inverse of :func:`_time_major`."""
-    return x.permute(1, 2, 0).contiguous()
-
-
 def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: int,
-                 save: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+                 keep_starts: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Forward scan, block by block: ``y_t = C_t . h_t`` with ``h_t = a_t h_{t-1} + x_t``.
 
     For each block of ``T`` steps the decays ``a_t = exp(delta_t A)`` and inputs
     ``x_t = B_t (delta_t u_t)`` are computed in one vectorised operation each, the block is
     scanned step by step in place (``h_t = x_t + a_t h_{t-1}``), and its outputs are reduced
-    over N with one bmm while the block is still in the CPU's caches.
+    over N with one bmm while the block is still in the CPU's caches. Only block-sized
+    buffers are used: the states of a block are overwritten by the next block's.
 
     Args:
         dl, du (Tensor): (L, b, D) ``delta`` and ``delta * u``.
@@ -169,37 +190,31 @@ def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: 
             but ``torch.exp2`` runs a vectorised SLEEF kernel on CPU while float32
             ``torch.exp`` goes through MKL's VML, several times slower on the CPUs measured.
         T (int): steps per block.
-        save (bool): keep every state (L, b, N, D) for the backward. Otherwise only
-            block-sized buffers are used, and ``y`` is written over ``du`` (each block's rows
-            of ``du`` are read before its outputs are written).
+        keep_starts (bool): keep the state entering every block (the checkpoints from which
+            :func:`_scan_blocks_backward` recomputes the states), and write ``y`` to a new
+            tensor. Otherwise ``y`` is written over ``du`` (each block's rows of ``du`` are
+            read before its outputs are written).
 
     Returns:
-        tuple: ``y`` (L, b, D), the last state (b, N, D), and the states (L, b, N, D) when
-        ``save`` (else None).
+        tuple: ``y`` (L, b, D), the last state (b, N, D), and when ``keep_starts`` the states
+        entering the blocks (ceil(L / T), b, N, D), the first one zero (else None).
     """
     length, b, d = dl.shape
     n = A2.shape[0]
     kw = dict(dtype=dl.dtype, device=dl.device)
-    y = torch.empty((length * b, 1, d), **kw) if save else du.view(length * b, 1, d)
+    y = _scratch('y', (length * b, 1, d), dl) if keep_starts else du.view(length * b, 1, d)
     # per-block views, made once (split is one call per tensor)
     dl_b, du_b, B_b = dl[:, :, None, :].split(T), du[:, :, None, :].split(T), Bl[..., None].split(T)
     C_b, y_b = Cl.view(-1, 1, n).split(T * b), y.split(T * b)
-    a_buf = torch.empty((T, b, n, d), **kw)
-    a_bufs = a_buf.unbind(0)
-    if save:
-        h = torch.empty((length, b, n, d), **kw)
-        h_b, h_steps = h.split(T), h.unbind(0)
-    else:
-        h_buf = torch.empty((T + 1, b, n, d), **kw)  # row 0: the previous block's last state
-        h_bufs = h_buf.unbind(0)
-    prev = None
+    a_buf, h_buf = _scratch('a', (T, b, n, d), dl), _scratch('h', (T, b, n, d), dl)
+    a_bufs, h_bufs = a_buf.unbind(0), h_buf.unbind(0)
+    starts = torch.empty((len(dl_b), b, n, d), **kw) if keep_starts else None
+    carry = None if keep_starts else _scratch('carry', (b, n, d), dl)
+    prev = None  # the state entering the block
     for j in range(len(dl_b)):
         k = dl_b[j].shape[0]
         ab, as_ = (a_buf, a_bufs) if k == T else (a_buf[:k], a_bufs[:k])
-        if save:
-            hb, hs = h_b[j], h_steps[j * T:j * T + k]
-        else:
-            hb, hs = (h_buf[1:], h_bufs[1:]) if k == T else (h_buf[1:k + 1], h_bufs[1:k + 1])
+        hb, hs = (h_buf, h_bufs) if k == T else (h_buf[:k], h_bufs[:k])
         torch.mul(dl_b[j], A2, out=ab).exp2_()  # Mamba Eq. 4 (ZOH): exp(delta A)
         torch.mul(B_b[j], du_b[j], out=hb)  # Euler: delta B u
         if prev is not None:
@@ -210,24 +225,29 @@ def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: 
             y_b[j].copy_(torch.bmm(C_b[j], hb.view(k * b, n, d)))
         else:
             torch.bmm(C_b[j], hb.view(k * b, n, d), out=y_b[j])  # Mamba Eq. 2b: y = C h
-        prev = hs[-1] if save else h_bufs[0].copy_(hs[-1])
-    y = y.view(length, b, d)
-    return y, prev, (h if save else None)
+        if j + 1 < len(dl_b):  # carried over in a buffer of its own: h_buf is overwritten
+            prev = (starts[j + 1] if keep_starts else carry).copy_(hs[-1])
+        else:
+            prev = hs[-1]
+    if keep_starts:
+        starts[0].zero_()
+    return y.view(length, b, d), prev, starts
 
 
 def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, du: Tensor,
-                          Bl: Tensor, Cl: Tensor, At: Tensor, A2: Tensor, h: Tensor,
+                          Bl: Tensor, Cl: Tensor, At: Tensor, A2: Tensor, starts: Tensor,
                           T: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The adjoint of :func:`_scan_blocks`, block by block from the last one.
 
     With ``G_t = dLoss/dh_t`` (total), the adjoint recurrence is
     ``G_t = C_t gy_t + a_{t+1} G_{t+1}`` (plus the last state's gradient at ``t = L-1``). For
-    each block, the decays ``a_t`` are recomputed into one block-sized buffer and ``G`` lives
-    in another: it is scanned backwards, then every gradient that needs it is reduced from
-    the cached block at once:
+    each block, the decays ``a_t`` and the states ``h_t`` are recomputed from the block's
+    checkpoint into block-sized buffers (cheaper than storing every state and reading it back
+    from memory), ``G`` is scanned backwards in a third buffer, and every gradient is reduced
+    from the cached block at once:
 
-    * ``dB_t = sum_d G_t (delta_t u_t)``, ``d(delta u)_t = sum_n B_t G_t`` (bmm's over the
-      long axis); ``dC_t = sum_d h_t gy_t`` needs no ``G`` and is one bmm up front;
+    * ``dC_t = sum_d h_t gy_t``, ``dB_t = sum_d G_t (delta_t u_t)``,
+      ``d(delta u)_t = sum_n B_t G_t`` (bmm's over the long axis);
     * through ``a_t = exp(delta_t A)``: ``E_t = G_t a_t h_{t-1}`` (``h_{-1} = 0``) gives
       ``d delta_t += sum_n E_t A`` and ``dA += sum_{t,b} E_t delta_t``. The buffer is reused
       in place: ``E A`` is summed over N, multiplied by ``delta`` and summed over (t, b); the
@@ -237,36 +257,44 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
         gyl (Tensor): (L, b, D) gradient w.r.t. ``y`` (time-major).
         grad_last (Tensor, optional): (b, N, D) gradient w.r.t. the last state.
         dl, du, Bl, Cl, A2, T: as in :func:`_scan_blocks`; ``At`` is ``A^T`` (N, D).
-        h (Tensor): (L, b, N, D) the states of the forward.
+        starts (Tensor): (ceil(L / T), b, N, D) the states entering the blocks.
 
     Returns:
         tuple: ``dC`` (L, b, N), ``dB`` (L, b, N), ``d(delta u)`` (L, b, D), the decay part of
         ``d delta`` (L, b, D), and ``dA^T`` (N, D).
     """
-    length, b, n, d = h.shape
-    kw = dict(dtype=h.dtype, device=h.device)
+    length, b, d = dl.shape
+    n = At.shape[0]
+    kw = dict(dtype=dl.dtype, device=dl.device)
     grad_C, grad_B = torch.empty((length, b, n), **kw), torch.empty((length, b, n), **kw)
-    g_du, g_delta = torch.empty((length, b, d), **kw), torch.empty((length, b, d), **kw)
+    g_du, g_delta = _scratch('g_du', (length, b, d), dl), torch.empty((length, b, d), **kw)
     grad_At = torch.zeros((1, n * d), **kw)
     ones = torch.ones((1, T * b), **kw)
     divide = bool((At.abs() > torch.finfo(At.dtype).tiny**0.5).all())
-    g_buf, a_buf = torch.empty((T, b, n, d), **kw), torch.empty((T, b, n, d), **kw)
-    carry = torch.empty((b, n, d), **kw)  # a_{t1} G_{t1}, entering the block ending at t1
+    g_buf, a_buf = _scratch('g', (T, b, n, d), dl), _scratch('a', (T, b, n, d), dl)
+    h_buf = _scratch('h', (T + 1, b, n, d), dl)  # row 0: h_{t0-1}, rows 1..k: h_t0..h_t1-1
+    carry = _scratch('carry', (b, n, d), dl)  # a_{t1} G_{t1}, entering the block ending at t1
     # views made once, not per block or step
-    g_bufs, a_bufs = g_buf.unbind(0), a_buf.unbind(0)
+    g_bufs, a_bufs, h_bufs = g_buf.unbind(0), a_buf.unbind(0), h_buf.unbind(0)
     C4, gy4, dl4 = Cl[..., None], gyl[:, :, None, :], dl[:, :, None, :]
+    B4, du4 = Bl[..., None], du[:, :, None, :]
     gy3, du3, B3 = gyl.view(-1, 1, d), du.view(-1, 1, d), Bl.view(-1, 1, n)
-    grad_B3, g_du3 = grad_B.view(-1, 1, n), g_du.view(-1, 1, d)
-    # dC needs no G: one bmm for the whole sequence
-    torch.bmm(gy3, h.view(-1, n, d).transpose(1, 2), out=grad_C.view(-1, 1, n))
+    grad_C3, grad_B3, g_du3 = grad_C.view(-1, 1, n), grad_B.view(-1, 1, n), g_du.view(-1, 1, d)
     last = length - (length - 1) % T - 1  # start of the last block
     for t0 in range(last, -1, -T):
         t1 = min(t0 + T, length)
         k = t1 - t0
         s0, s1 = t0 * b, t1 * b  # rows of the (L * b, ...) views
         gb, gs, ab, as_ = g_buf[:k], g_bufs[:k], a_buf[:k], a_bufs[:k]
+        hb, hs = h_buf[1:k + 1], h_bufs[:k + 1]
         gb3 = gb.view(k * b, n, d)
         torch.mul(dl4[t0:t1], A2, out=ab).exp2_()  # the decays again: cheaper than storing
+        # the block's states again, from its checkpoint
+        hs[0].copy_(starts[t0 // T])
+        torch.mul(B4[t0:t1], du4[t0:t1], out=hb)
+        for i in range(k):
+            hs[i + 1].addcmul_(as_[i], hs[i])
+        torch.bmm(gy3[s0:s1], hb.view(k * b, n, d).transpose(1, 2), out=grad_C3[s0:s1])
         torch.mul(C4[t0:t1], gy4[t0:t1], out=gb)  # direct part: C_t gy_t
         if t1 < length:
             gs[-1].add_(carry)
@@ -278,12 +306,7 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
             torch.mul(as_[0], gs[0], out=carry)
         torch.bmm(du3[s0:s1], gb3.transpose(1, 2), out=grad_B3[s0:s1])
         torch.bmm(B3[s0:s1], gb3, out=g_du3[s0:s1])
-        gb.mul_(ab)  # E_t = G_t a_t h_{t-1}
-        if t0 > 0:
-            gb.mul_(h[t0 - 1:t1 - 1])
-        else:
-            gb[1:].mul_(h[:t1 - 1])
-            gs[0].zero_()
+        gb.mul_(ab).mul_(h_buf[:k])  # E_t = G_t a_t h_{t-1}; h_{-1} = 0 (the first checkpoint)
         if divide:
             torch.sum(gb.mul_(At), 2, out=g_delta[t0:t1])
         else:
@@ -296,62 +319,77 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
 
 
 def _inputs(u: Tensor, delta: Tensor, delta_bias: Optional[Tensor], delta_softplus: bool,
-            keep: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``delta`` after bias and softplus, and ``delta * u``, in both layouts.
+            keep: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """``delta`` after bias and softplus, ``u`` and ``delta * u``, time-major (L, b, D).
 
-    The elementwise work runs on the contiguous (b, D, L) inputs (read in order, which matters
-    when they are not in cache) and only its results are transposed to (L, b, D).
+    Each (b, D, L) input is read once, transposed in its first elementwise pass (the bias
+    addition for ``delta``, the copy of ``u``); everything else runs on contiguous
+    time-major tensors, channels innermost.
 
     Returns:
-        tuple: the softplus derivative ``sigmoid(delta + delta_bias)`` (b, D, L) when
-        ``keep`` and ``delta_softplus`` (else None), ``delta`` (b, D, L), ``delta * u``
-        (b, D, L), and ``delta`` and ``delta * u`` time-major (L, b, D). All fresh tensors
-        except possibly the second (the input itself when there is neither bias nor softplus).
+        tuple: ``delta`` (a fresh tensor when ``keep``: the backward needs it), ``u`` and
+        ``delta * u`` (scratch buffers: the backward recomputes them from ``u`` and
+        ``delta``, cheaper than keeping them, and every fresh multi-MiB tensor costs page
+        faults).
     """
-    pre = delta if delta_bias is None else delta + delta_bias[:, None]
-    slope = None
-    if not delta_softplus:
-        dl_c = pre
-    elif pre is delta:
-        dl_c = F.softplus(pre)
-        slope = torch.sigmoid(pre) if keep else None
-    elif keep:
-        dl_c = F.softplus(pre)
-        slope = torch.sigmoid(pre, out=pre)  # softplus'(x) = sigmoid(x), while pre is in cache
+    dt = delta.permute(2, 0, 1)
+    if keep:
+        dl = torch.empty(dt.shape, dtype=u.dtype, device=u.device)
     else:
-        # in place (pre is not needed): F.softplus's own op, which takes out=
-        dl_c = torch._C._nn.softplus(pre, 1, 20, out=pre)
-    du_c = dl_c * u
-    return slope, dl_c, du_c, _time_major(dl_c), _time_major(du_c)
+        dl = _scratch('dl', dt.shape, u)
+    if delta_bias is not None:
+        torch.add(dt, delta_bias, out=dl)
+    else:
+        dl.copy_(dt)
+    if delta_softplus:
+        torch._C._nn.softplus(dl, 1, 20, out=dl)  # F.softplus's own op, in place
+    ut, du = _time_major_u(u, dl)
+    return dl, ut, du
 
 
-def _output(y: Tensor, u: Tensor, D: Optional[Tensor], out: Optional[Tensor] = None) -> Tensor:
-    """(L, b, D) ``y`` -> contiguous (b, D, L) ``y + D u`` for (b, D, L) ``u``, written into
-    ``out`` (any contiguous tensor of that size, not overlapping ``y``) when given."""
-    if out is None:
-        out = _channel_major(y)
+def _time_major_u(u: Tensor, dl: Tensor) -> Tuple[Tensor, Tensor]:
+    """``u`` and ``delta * u`` time-major (L, b, D), in scratch buffers."""
+    ut = _scratch('ut', dl.shape, dl).copy_(u.permute(2, 0, 1))
+    return ut, torch.mul(dl, ut, out=_scratch('du', dl.shape, dl))
+
+
+def _output(y: Tensor, ut: Tensor, D: Optional[Tensor]) -> Tensor:
+    """``y + D u`` for time-major (L, b, D) ``y`` and ``u``, as a (b, D, L) view of fresh
+    contiguous (b, L, D) memory.
+
+    Writing (b, D, L) memory would run the transposition with the short time axis innermost
+    (2.5x slower at MambaVision's 7x7 windows); the (b, L, D) layout keeps the channels
+    innermost, and it is the layout the mixer's output projection consumes.
+    """
+    length, b, d = y.shape
+    out = torch.empty((b, length, d), dtype=y.dtype, device=y.device)
+    if D is None:
+        out.copy_(y.transpose(0, 1))
     else:
-        out = out.view(u.shape).copy_(y.permute(1, 2, 0))
-    return out if D is None else out.addcmul_(u, D[:, None])
+        torch.addcmul(y.transpose(0, 1), ut.transpose(0, 1), D, out=out)
+    return out.transpose(1, 2)
 
 
 def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
              delta_bias: Optional[Tensor], delta_softplus: bool, chunk_size: Optional[int],
              save: bool) -> Tuple[Tensor, Tensor, tuple]:
-    """The selective scan forward: ``y`` (b, D, L), the last state as (b, N, D), and what the
-    backward needs (an empty tuple unless ``save``)."""
+    """The selective scan forward: ``y`` (b, D, L), the last state (b, D, N) (a fresh tensor:
+    the scan's own is a scratch buffer), and what the backward needs (an empty tuple unless
+    ``save``)."""
     b, d, length = u.shape
     n = A.shape[1]
     T = _block_len(length, b * d * n, chunk_size)
-    slope, dl_c, du_c, dl, du = _inputs(u, delta, delta_bias, delta_softplus, keep=save)
+    dl, ut, du = _inputs(u, delta, delta_bias, delta_softplus, keep=save)
     Bl = B.permute(2, 0, 1).contiguous()  # (L, b, N)
     Cl = C.permute(2, 0, 1).contiguous()
     At = A.t().contiguous()  # (N, D)
     A2 = At * _LOG2E
-    y, last, h = _scan_blocks(dl, du, Bl, Cl, A2, T, save)
-    if not save:  # inference: y was written over du, the output goes over du_c
-        return _output(y, u, D, out=du_c), last, ()
-    return _output(y, u, D), last, (T, slope, dl_c, dl, du, At, A2, Bl, Cl, h)
+    y, last, starts = _scan_blocks(dl, du, Bl, Cl, A2, T, keep_starts=save)  # else y over du
+    y = _output(y, ut, D)
+    last = last.transpose(1, 2).clone(memory_format=torch.contiguous_format)
+    if not save:
+        return y, last, ()
+    return y, last, (T, dl, At, A2, Bl, Cl, starts)
 
 
 class _SelectiveScanCore(torch.autograd.Function):
@@ -373,32 +411,37 @@ class _SelectiveScanCore(torch.autograd.Function):
                                   save=True)
         ctx.block = saved[0]
         ctx.has_bias = delta_bias is not None
+        ctx.softplus = delta_softplus
         ctx.save_for_backward(u, D, *saved[1:])
-        return y, last.transpose(1, 2).contiguous()
+        return y, last
 
     @staticmethod
     def backward(ctx, grad_y: Optional[Tensor], grad_last: Optional[Tensor]):
-        u, D, slope, dl_c, dl, du, At, A2, Bl, Cl, h = ctx.saved_tensors
+        u, D, dl, At, A2, Bl, Cl, starts = ctx.saved_tensors
+        ut, du = _time_major_u(u, dl)
+        gyl = _scratch('gy', dl.shape, dl)
         if grad_y is None:
-            grad_y = torch.zeros_like(u)
-        grad_y = grad_y.to(dl.dtype)
+            gyl.zero_()
+        else:
+            gyl.copy_(grad_y.permute(2, 0, 1))
         if grad_last is not None:
-            grad_last = grad_last.to(h.dtype).transpose(1, 2)  # (b, N, D)
+            grad_last = grad_last.to(dl.dtype).transpose(1, 2)  # (b, N, D)
         grad_C, grad_B, g_du, g_delta, grad_At = _scan_blocks_backward(
-            _time_major(grad_y), grad_last, dl, du, Bl, Cl, At, A2, h, ctx.block)
-        # x_t = B_t (delta_t u_t): the rest in the (b, D, L) layout of the inputs
-        g_du = _channel_major(g_du)
-        grad_u = g_du * dl_c
-        grad_delta = _channel_major(g_delta).addcmul_(g_du, u)
+            gyl, grad_last, dl, du, Bl, Cl, At, A2, starts, ctx.block)
+        # x_t = B_t (delta_t u_t) and the skip D u_t, time-major where every operand is
+        # contiguous; the gradients are returned as (b, D, L) views of that memory
+        grad_u = g_du * dl
+        grad_delta = g_delta.addcmul_(g_du, ut)
         grad_D = None
         if D is not None:
-            grad_u.addcmul_(grad_y, D[:, None])
-            grad_D = (grad_y * u).sum((0, 2))
-        if slope is not None:
-            grad_delta.mul_(slope)  # softplus'(x) = sigmoid(x)
-        grad_bias = grad_delta.sum((0, 2)) if ctx.has_bias else None
-        return (grad_u, grad_delta, grad_At.t(), grad_B.permute(1, 2, 0), grad_C.permute(1, 2, 0),
-                grad_D, grad_bias, None, None)
+            grad_u.addcmul_(gyl, D)
+            grad_D = (gyl * ut).sum((0, 1))
+        if ctx.softplus:  # softplus'(x) = sigmoid(x) = 1 - exp(-softplus(x))
+            slope = torch.neg(dl, out=_scratch('du', dl.shape, dl)).expm1_().neg_()  # du is dead
+            grad_delta.mul_(slope)
+        grad_bias = grad_delta.sum((0, 1)) if ctx.has_bias else None
+        return (grad_u.permute(1, 2, 0), grad_delta.permute(1, 2, 0), grad_At.t(),
+                grad_B.permute(1, 2, 0), grad_C.permute(1, 2, 0), grad_D, grad_bias, None, None)
 
 
 def _autocast_off(device_type: str):
@@ -442,8 +485,9 @@ def selective_scan_chunked(u: Tensor,
             states within ``_BLOCK_ELEMS`` values (2 MiB in float32).
 
     Returns:
-        Tensor | tuple[Tensor, Tensor]: ``y`` (B, D, L), and the last state (B, D, N) in the
-        compute dtype when ``return_last_state``.
+        Tensor | tuple[Tensor, Tensor]: ``y`` (B, D, L), a view of contiguous (B, L, D) memory
+        (see the module notes), and the last state (B, D, N) in the compute dtype when
+        ``return_last_state``.
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
     dtype_in = u.dtype
@@ -457,8 +501,6 @@ def selective_scan_chunked(u: Tensor,
             y, last_state = _SelectiveScanCore.apply(*args)
         else:
             y, last_state, _ = _forward(*args, save=False)
-            if return_last_state:
-                last_state = last_state.transpose(1, 2).contiguous()
         if z is not None:
             y = y * F.silu(z.to(dtype))
     y = y.to(dtype_in)
@@ -530,7 +572,8 @@ def selective_scan_fn(u: Tensor,
         return_last_state (bool): also return the last state (B, D, N).
 
     Returns:
-        Tensor | tuple[Tensor, Tensor]: ``y`` (B, D, L) [, last state (B, D, N)].
+        Tensor | tuple[Tensor, Tensor]: ``y`` (B, D, L) [, last state (B, D, N)]; ``y`` is
+        contiguous from mamba-ssm's kernel, a view of (B, L, D) memory from the PyTorch scan.
     """
     if u.is_cuda:
         fn = _mamba_ssm_selective_scan()

@@ -79,14 +79,15 @@ class GatedDConvFFN(nn.Module):
 class CAFTBlock(BaseModule):
     """Context-Aware Feature Transfer block (transposed cross-attention).
 
-    With ``C = hr_channels`` and ``c = C / num_heads``::
+    With ``C = hr_channels``, ``Ca = attn_channels`` (``C`` by default) and
+    ``c = Ca / num_heads``::
 
-        q  = DWConv3x3(Up(Conv1x1_{C_lr->C}(LN(lr))))    (B, C, H, W)
-        k, v = split(DWConv3x3(Conv1x1_{C->2C}(LN(hr))))  (B, C, H, W) each
+        q  = DWConv3x3(Up(Conv1x1_{C_lr->Ca}(LN(lr))))     (B, Ca, H, W)
+        k, v = split(DWConv3x3(Conv1x1_{C->2Ca}(LN(hr))))  (B, Ca, H, W) each
         per head:  q_h, k_h, v_h reshaped to (c, H*W)
                    A_h = softmax(t_h * l2n(q_h) @ l2n(k_h)^T)   (c, c)
                    o_h = A_h @ v_h                              (c, H*W)
-        y  = hr + Conv1x1_{C->C}(concat_h o_h)
+        y  = hr + Conv1x1_{Ca->C}(concat_h o_h)
         y  = y + GDFN(LN(y))            (only if ffn_expansion_factor > 0)
 
     ``l2n`` normalises along the spatial dimension and ``t_h`` is a learnable
@@ -113,14 +114,21 @@ class CAFTBlock(BaseModule):
 
     Projections have no bias by default (Restormer's ``bias=False``) to keep
     the parameter count small. Parameters per block:
-    ``C_lr*C + 2C^2 + C^2 + 27C + heads + 2(C_lr + C)`` without FFN.
+    ``Ca*(C_lr + 3C) + 27Ca + heads + 2(C_lr + C)`` without FFN. With
+    ``Ca = C`` (MDTA's width) a node at MambaVision-B's deepest skip
+    (C = 512, C_lr = 1024) has 1.3 M parameters; ``Ca = C / 4`` cuts every
+    projection by 4 while the attention still mixes all ``C`` HR channels
+    through ``k``/``v`` and writes back to all of them.
 
     Args:
         hr_channels (int): Channels ``C`` of the HR (Key/Value) input. The
             output has the same number of channels.
         lr_channels (int): Channels ``C_lr`` of the LR (Query) input.
         num_heads (int): Number of attention heads; must divide
-            ``hr_channels``. Defaults to 1.
+            ``attn_channels``. Defaults to 1.
+        attn_channels (int, optional): Width ``Ca`` of Query/Key/Value (the
+            attention runs in ``Ca`` channels, ``project_out`` maps back to
+            ``C``). Defaults to None: ``hr_channels``, as in MDTA.
         ffn_expansion_factor (float): Hidden ratio of the optional GDFN after
             the attention; 0 disables it. Defaults to 0 (no FFN, for a small
             parameter count).
@@ -137,36 +145,42 @@ class CAFTBlock(BaseModule):
                  ffn_expansion_factor: float = 0.,
                  bias: bool = False,
                  align_corners: bool = False,
+                 attn_channels: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if hr_channels < 1 or lr_channels < 1:
             raise ValueError(f'CAFTBlock: hr_channels={hr_channels} and '
                              f'lr_channels={lr_channels} must be >= 1')
-        if num_heads < 1 or hr_channels % num_heads != 0:
+        if attn_channels is None:
+            attn_channels = hr_channels
+        if attn_channels < 1:
+            raise ValueError(f'CAFTBlock: attn_channels={attn_channels} must '
+                             'be >= 1')
+        if num_heads < 1 or attn_channels % num_heads != 0:
             raise ValueError(f'CAFTBlock: num_heads={num_heads} must be >= 1 '
-                             f'and divide hr_channels={hr_channels}')
+                             f'and divide attn_channels={attn_channels}')
         if ffn_expansion_factor < 0:
             raise ValueError(f'CAFTBlock: ffn_expansion_factor='
                              f'{ffn_expansion_factor} must be >= 0')
         self.hr_channels = hr_channels
         self.lr_channels = lr_channels
+        self.attn_channels = attn_channels
         self.num_heads = num_heads
         self.align_corners = align_corners
 
         self.norm_lr = LayerNorm2d(lr_channels)
         self.norm_hr = LayerNorm2d(hr_channels)
-        # Query: LR semantics, projected to the HR channel count.
-        self.q_proj = nn.Conv2d(lr_channels, hr_channels, 1, bias=bias)
+        ca = attn_channels
+        # Query: LR semantics, projected to the attention width.
+        self.q_proj = nn.Conv2d(lr_channels, ca, 1, bias=bias)
         self.q_dwconv = nn.Conv2d(
-            hr_channels, hr_channels, 3, padding=1, groups=hr_channels,
-            bias=bias)
+            ca, ca, 3, padding=1, groups=ca, bias=bias)
         # Key and Value: HR details (MDTA's qkv + qkv_dwconv without the q).
-        self.kv_proj = nn.Conv2d(hr_channels, hr_channels * 2, 1, bias=bias)
+        self.kv_proj = nn.Conv2d(hr_channels, ca * 2, 1, bias=bias)
         self.kv_dwconv = nn.Conv2d(
-            hr_channels * 2, hr_channels * 2, 3, padding=1,
-            groups=hr_channels * 2, bias=bias)
+            ca * 2, ca * 2, 3, padding=1, groups=ca * 2, bias=bias)
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.project_out = nn.Conv2d(hr_channels, hr_channels, 1, bias=bias)
+        self.project_out = nn.Conv2d(ca, hr_channels, 1, bias=bias)
 
         if ffn_expansion_factor > 0:
             self.norm_ffn = LayerNorm2d(hr_channels)
@@ -194,7 +208,8 @@ class CAFTBlock(BaseModule):
             raise ValueError(f'CAFTBlock: lr must be ({hr.shape[0]}, '
                              f'{self.lr_channels}, h, w), got '
                              f'{tuple(lr.shape)}')
-        b, c, h, w = hr.shape
+        b, _, h, w = hr.shape
+        c = self.attn_channels
         # Query from the upsampled LR features (1x1 before upsampling: equal).
         q = self.q_proj(self.norm_lr(lr))
         if q.shape[-2:] != hr.shape[-2:]:

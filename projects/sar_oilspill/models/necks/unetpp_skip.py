@@ -73,6 +73,12 @@ class UNetPPSkip(BaseModule):
             that level's channels. Defaults to ``(1, 2, 4, 8)``.
         ffn_expansion_factor (float): GDFN ratio inside each CAFT block;
             0 disables the FFN. Defaults to 0.
+        attn_reduction (int): CAFT nodes at level ``i`` attend in
+            ``C_i / attn_reduction`` channels (``CAFTBlock.attn_channels``);
+            must divide every ``C_i`` it applies to. Defaults to 1 (MDTA's
+            full width). At MambaVision-B's widths the grid adds 2.47 M
+            parameters with 1 and 0.78 M with 4 (the paper reports
+            +0.89 M without giving the widths; see the README).
         num_convs (int): Convs per node for ``'conv3x3'``. Defaults to 2
             (the UNet++ node: two 3x3 conv-norm-act layers).
         norm_cfg (dict): Norm of the ``'conv3x3'`` nodes. Defaults to BN.
@@ -87,6 +93,7 @@ class UNetPPSkip(BaseModule):
                  skip_type: str = 'caft',
                  num_heads: Union[int, Sequence[int]] = (1, 2, 4, 8),
                  ffn_expansion_factor: float = 0.,
+                 attn_reduction: int = 1,
                  num_convs: int = 2,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU'),
@@ -114,6 +121,9 @@ class UNetPPSkip(BaseModule):
                 raise ValueError(f'UNetPPSkip: num_heads={num_heads} needs at '
                                  f'least {num_levels - 1} values for '
                                  f'in_channels={in_channels}')
+        if attn_reduction < 1:
+            raise ValueError(f'UNetPPSkip: attn_reduction={attn_reduction} '
+                             'must be >= 1')
         if skip_type == 'conv3x3' and num_convs < 1:
             raise ValueError(f'UNetPPSkip: num_convs={num_convs} must be >= 1')
 
@@ -126,10 +136,12 @@ class UNetPPSkip(BaseModule):
                 c, c_lr = in_channels[i], in_channels[i + 1]
                 name = self._name(i, j)
                 if skip_type == 'caft':
-                    if c % heads[i] != 0:
+                    ca = c // attn_reduction
+                    if ca * attn_reduction != c or ca % heads[i] != 0:
                         raise ValueError(
-                            f'UNetPPSkip: num_heads[{i}]={heads[i]} does not '
-                            f'divide in_channels[{i}]={c}')
+                            f'UNetPPSkip: in_channels[{i}]={c} / '
+                            f'attn_reduction={attn_reduction} must be a '
+                            f'whole multiple of num_heads[{i}]={heads[i]}')
                     if j > 1:
                         self.fusions[name] = nn.Conv2d(
                             j * c, c, 1, bias=False)
@@ -138,7 +150,8 @@ class UNetPPSkip(BaseModule):
                         lr_channels=c_lr,
                         num_heads=heads[i],
                         ffn_expansion_factor=ffn_expansion_factor,
-                        align_corners=align_corners)
+                        align_corners=align_corners,
+                        attn_channels=ca)
                 else:  # conv3x3
                     layers = [
                         ConvModule(
