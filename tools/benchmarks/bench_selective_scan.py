@@ -22,10 +22,6 @@ import os
 # Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
 os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
                                              else os.cpu_count() or 1))
-# Idle OpenMP threads spin instead of sleeping: with libgomp's default the worker sometimes went to
-# sleep between the scan's many short parallel operations, and every process then ran 2.3x slower
-# (2 of 8 processes at random; 8 of 8 with OMP_WAIT_POLICY=PASSIVE, 0 of 8 with ACTIVE).
-os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
 import argparse
 import ctypes
 import ctypes.util

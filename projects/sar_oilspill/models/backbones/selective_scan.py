@@ -96,7 +96,11 @@ def _scratch(slot: str, shape: Tuple[int, ...], like: Tensor) -> Tensor:
     returned to the OS and page-faulted back in on every call (glibc's allocator): that
     made the scan up to 2.5x slower from call to call. Held per thread, a few block-sized
     buffers (``_BLOCK_ELEMS`` values each) plus the largest inference call's inputs.
+    Under ``torch.jit`` tracing (mmengine's FLOP counter) buffers are fresh: a trace cannot
+    write into a tensor created before it started.
     """
+    if torch.jit.is_tracing():
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
     pool = getattr(_SCRATCH, 'pool', None)
     if pool is None:
         pool = _SCRATCH.pool = {}
