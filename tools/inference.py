@@ -9,7 +9,9 @@ For every input image (files, or folders of .png/.jpg/.jpeg/.tif/.tiff/.bmp) wri
 dataset's colours), ``probs/<name>.npy`` with ``--save-probs`` (float16 K x H x W), and ``summary.json`` with the
 pixels, fraction and (given the pixel size) km² of each class per image. ``--slide`` predicts by overlapping
 windows, which bounds memory on large scenes. Files are written to temporary names and renamed; images whose
-outputs exist are skipped unless ``--overwrite``.
+outputs exist are skipped unless ``--overwrite``. Each finished image's record is appended to ``summary.jsonl`` at
+once and ``summary.json`` is written at the end (also after an error): an interrupted run loses nothing, and the
+next run rebuilds the summary from both files.
 """
 import argparse
 import os
@@ -74,12 +76,48 @@ def _imwrite(path, image):
         raise OSError(f'could not write {path}')
 
 
+def read_records(log_path):
+    """The per-image records of ``summary.jsonl`` (a later line wins). A torn last line (no newline: the process
+    died while appending it) is skipped; any other malformed line is an error naming the file and line."""
+    import json
+    records = {}
+    if not osp.isfile(log_path):
+        return records
+    with open(log_path, encoding='utf-8') as f:
+        text = f.read()
+    lines = text.split('\n')
+    for k, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            name = rec.pop('name')
+        except (ValueError, KeyError, AttributeError, TypeError) as e:
+            if k == len(lines) - 1:  # after the last newline: an unfinished append
+                print(f'{log_path}: skipping the unfinished last line {k + 1}')
+                continue
+            raise SystemExit(f'{log_path}: line {k + 1} is not a JSON record with a "name" ({e}); '
+                             'delete the file (or use --overwrite) to segment everything again') from e
+        records[name] = rec
+    return records
+
+
+def _drop_unfinished_line(log_path):
+    """Cut a torn last record off ``summary.jsonl`` so that new records are not appended to it."""
+    if not osp.isfile(log_path):
+        return
+    with open(log_path, 'rb+') as f:
+        data = f.read()
+        if data and not data.endswith(b'\n'):
+            f.truncate(data.rfind(b'\n') + 1)
+
+
 def main(argv=None):
     args = parse_args(argv)
     files = collect_inputs(args.inputs)
-    from projects.sar_oilspill.apis import class_areas, init_segmentor, predict_image
+    from projects.sar_oilspill.apis import init_segmentor
     from projects.sar_oilspill.utils.cli import write_json_atomic
-    from projects.sar_oilspill.visualization.grid import overlay_labels, overlay_palette
+    from projects.sar_oilspill.visualization.grid import overlay_palette
     try:
         model = init_segmentor(args.config, args.checkpoint, device=args.device, slide=args.slide,
                                stride=args.stride)
@@ -89,18 +127,42 @@ def main(argv=None):
     num_classes = int(model.decode_head.num_classes)
     classes = list(meta.get('classes') or [f'class{k}' for k in range(num_classes)])
     palette = overlay_palette(meta.get('palette'), num_classes)
+    import json
     summary_path = osp.join(args.out_dir, 'summary.json')
+    log_path = osp.join(args.out_dir, 'summary.jsonl')
     summary = dict(config=args.config, checkpoint=args.checkpoint, classes=classes, images={})
-    if osp.isfile(summary_path) and not args.overwrite:
-        import json
-        with open(summary_path) as f:
-            summary['images'] = json.load(f).get('images', {})
+    if args.overwrite:
+        if osp.isfile(log_path):
+            os.remove(log_path)
+    else:
+        if osp.isfile(summary_path):
+            with open(summary_path, encoding='utf-8') as f:
+                summary['images'] = json.load(f).get('images', {})
+        summary['images'].update(read_records(log_path))
+        _drop_unfinished_line(log_path)
+    os.makedirs(args.out_dir, exist_ok=True)
     t0, done = time.perf_counter(), 0
+    with open(log_path, 'a', encoding='utf-8') as log:
+        try:
+            done = _segment_all(args, files, model, classes, palette, summary['images'], log)
+        finally:  # also after an error or Ctrl-C: the summary of every finished image
+            write_json_atomic(summary, summary_path)
+    seconds = time.perf_counter() - t0
+    print(f'{done} images segmented in {seconds:.1f} s; masks, overlays and summary.json in {args.out_dir}')
+    return summary
+
+
+def _segment_all(args, files, model, classes, palette, records, log):
+    """Segment every file not finished yet; append each record to ``log``. Returns the number segmented."""
+    import json
+    from projects.sar_oilspill.apis import class_areas, predict_image
+    from projects.sar_oilspill.visualization.grid import overlay_labels
+    done = 0
     for i, path in enumerate(files):
         name = osp.splitext(osp.basename(path))[0]
         mask_path = osp.join(args.out_dir, 'masks', name + '.png')
         overlay_path = osp.join(args.out_dir, 'overlays', name + '.png')
-        if not args.overwrite and osp.isfile(mask_path) and osp.isfile(overlay_path) and name in summary['images']:
+        if not args.overwrite and osp.isfile(mask_path) and osp.isfile(overlay_path) and name in records:
             continue
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
@@ -113,18 +175,17 @@ def main(argv=None):
         if args.save_probs:
             _write(osp.join(args.out_dir, 'probs', name + '.npy'),
                    lambda p: np.save(p, pred['probs'].astype(np.float16)))
-        summary['images'][name] = dict(path=path, height=int(label.shape[0]), width=int(label.shape[1]),
-                                       classes=class_areas(label, classes, args.pixel_size_m))
-        write_json_atomic(summary, summary_path)
+        records[name] = dict(path=path, height=int(label.shape[0]), width=int(label.shape[1]),
+                             classes=class_areas(label, classes, args.pixel_size_m))
+        log.write(json.dumps(dict(name=name, **records[name])) + '\n')
+        log.flush()
         done += 1
-        areas = summary['images'][name]['classes']
+        areas = records[name]['classes']
         oil = areas.get('oil_spill')
         oil_txt = '' if oil is None else f', oil {100 * oil["fraction"]:.2f}%' + (
             f' ({oil["km2"]:.3f} km²)' if 'km2' in oil else '')
         print(f'[{i + 1}/{len(files)}] {path}: {label.shape[1]}x{label.shape[0]}{oil_txt}')
-    seconds = time.perf_counter() - t0
-    print(f'{done} images segmented in {seconds:.1f} s; masks, overlays and summary.json in {args.out_dir}')
-    return summary
+    return done
 
 
 if __name__ == '__main__':

@@ -53,6 +53,23 @@ def test_inference_whole_and_sliding(synthetic_osd, checkpoint, tmp_path, capsys
     capsys.readouterr()
     _tool.main([CONFIG, checkpoint, images, '--out-dir', out])
     assert '0 images segmented' in capsys.readouterr().out
+    # killed before summary.json was written, and in the middle of appending a record: the finished images come
+    # back from summary.jsonl, the torn line is skipped, nothing is segmented again
+    log = osp.join(out, 'summary.jsonl')
+    assert sorted(json.loads(line)['name'] for line in open(log)) == names
+    os.remove(osp.join(out, 'summary.json'))
+    with open(log, 'a') as f:
+        f.write('{"name": "half-writ')
+    resumed = _tool.main([CONFIG, checkpoint, images, '--out-dir', out])
+    assert '0 images segmented' in capsys.readouterr().out
+    assert resumed['images'] == summary['images']
+    assert json.load(open(osp.join(out, 'summary.json')))['images'] == summary['images']
+    assert open(log).read().endswith('}\n')  # the torn record was cut off before appending
+    # a malformed line that is not the last one is an error naming the file and line
+    with open(log, 'a') as f:
+        f.write('garbage\n{"name": "x"}\n')
+    with pytest.raises(SystemExit, match=r'summary.jsonl: line \d+ is not a JSON record'):
+        _tool.main([CONFIG, checkpoint, images, '--out-dir', out])
     # sliding windows: same output sizes
     out2 = str(tmp_path / 'slide')
     _tool.main([CONFIG, checkpoint, osp.join(images, names[0] + '.jpg'), '--out-dir', out2, '--slide', '32', '32'])
