@@ -3,6 +3,7 @@
 Examples:
     python tools/test.py configs/saross/osd.py work_dirs/osd/iter_20000.pth
     python tools/test.py CONFIG CKPT --show-dir vis --out preds
+    python tools/test.py CONFIG CKPT --tta     # flip test-time augmentation (the config's tta_pipeline)
 """
 import argparse
 import os
@@ -17,8 +18,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from mmengine.runner import Runner  # noqa: E402
 
-from projects.sar_oilspill.utils.cli import (add_common_args, enable_visualization, load_config,  # noqa: E402
-                                             write_json_atomic)
+from projects.sar_oilspill.utils.cli import (add_common_args, apply_tta, enable_visualization,  # noqa: E402
+                                             load_config, write_json_atomic)
 
 
 def parse_args() -> argparse.Namespace:
@@ -27,6 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='save the predicted label maps (PNG) into this directory')
     parser.add_argument('--show-dir', help='save ground-truth | prediction overlays into this directory')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation: the config's tta_pipeline views, merged by its tta_model")
     add_common_args(parser)
     return parser.parse_args()
 
@@ -42,6 +45,8 @@ def main() -> None:
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    if args.tta:
+        apply_tta(cfg, args.config)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0 and metrics:

@@ -14,6 +14,18 @@ test_pipeline = [
     dict(type='LoadOilSpillAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# Test-time augmentation (`tools/test.py CONFIG CKPT --tta`): the scene as is and flipped each way (SAR scenes have no
+# preferred orientation); SegTTAModel averages the three softmax maps after flipping them back.
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=0., direction='horizontal'),
+            dict(type='RandomFlip', prob=1., direction='horizontal'),
+            dict(type='RandomFlip', prob=1., direction='vertical'),
+        ], [dict(type='LoadOilSpillAnnotations')], [dict(type='PackSegInputs')]])
+]
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,

@@ -68,6 +68,19 @@ def write_json_atomic(obj: Dict, path: str) -> str:
     return path
 
 
+def apply_tta(cfg: Config, config_name: str) -> None:
+    """Turn a test config into mmseg's test-time augmentation (what ``tools/test.py --tta`` does): the test set runs
+    through ``cfg.tta_pipeline`` (several views per image) and ``cfg.tta_model`` (``SegTTAModel``) wraps the model
+    and merges the views' softmax maps. Raises SystemExit naming the config when either key is missing."""
+    missing = [key for key in ('tta_pipeline', 'tta_model') if not cfg.get(key)]
+    if missing:
+        raise SystemExit(f'--tta: {config_name} defines no {" / ".join(missing)} (the dataset bases in '
+                         "configs/_base_/datasets define tta_pipeline; mmseg's runtime defines tta_model)")
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
 def enable_visualization(cfg: Config, show_dir: Optional[str]) -> None:
     """Turn on SegVisualizationHook drawing for every test image.
 
