@@ -155,6 +155,24 @@ def test_scratch_buffers_never_leak_into_results():
     assert rel_err(y2_kept, y_ref) < 1e-10 and rel_err(last2.detach(), last_ref) < 1e-10
 
 
+def test_scratch_buffers_across_inference_mode():
+    """A call under torch.inference_mode, then no_grad and training calls (and back): each works and is right
+    (inference tensors cannot be written outside inference mode, so the modes must not share buffers)."""
+    inputs = make_inputs(2, 5, 30, 4, seed=33)
+    args, kw = split(inputs, OPTIONS[2])
+    y_ref = selective_scan_ref(*args, **kw)
+    with torch.inference_mode():
+        assert rel_err(selective_scan_chunked(*args, **kw), y_ref) < 1e-10
+    with torch.no_grad():
+        assert rel_err(selective_scan_chunked(*args, **kw), y_ref) < 1e-10
+    leaves = [a.clone().requires_grad_() for a in args]
+    y = selective_scan_chunked(*leaves, **kw)
+    y.sum().backward()
+    assert rel_err(y.detach(), y_ref) < 1e-10
+    with torch.inference_mode():
+        assert rel_err(selective_scan_chunked(*args, **kw), y_ref) < 1e-10
+
+
 def test_training_keeps_block_checkpoints_not_all_states():
     """The autograd graph saves one state per block, not one per step: the bytes it saves
     stay far below the L * b * N * D states."""

@@ -50,6 +50,7 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_sequential']
 
@@ -97,7 +98,8 @@ def _scratch(slot: str, shape: Tuple[int, ...], like: Tensor) -> Tensor:
     made the scan up to 2.5x slower from call to call. Held per thread, a few block-sized
     buffers (``_BLOCK_ELEMS`` values each) plus the largest inference call's inputs.
     Under ``torch.jit`` tracing (mmengine's FLOP counter) buffers are fresh: a trace cannot
-    write into a tensor created before it started.
+    write into a tensor created before it started. Inference mode has buffers of its own
+    (inference tensors cannot be written outside it).
     """
     if torch.jit.is_tracing():
         return torch.empty(shape, dtype=like.dtype, device=like.device)
@@ -105,7 +107,8 @@ def _scratch(slot: str, shape: Tuple[int, ...], like: Tensor) -> Tensor:
     if pool is None:
         pool = _SCRATCH.pool = {}
     numel = math.prod(shape)
-    key = (slot, like.dtype, like.device)
+    # tensors made under torch.inference_mode cannot be written outside it: separate buffers
+    key = (slot, like.dtype, like.device, torch.is_inference_mode_enabled())
     buf = pool.get(key)
     if buf is None or buf.numel() < numel:
         buf = pool[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
@@ -403,8 +406,9 @@ class _SelectiveScanCore(torch.autograd.Function):
 
     Internally time-major with the channel innermost: per-channel sequences are (L, b, D) and
     states (L, b, N, D), so every per-step slice is contiguous, every broadcast runs along
-    contiguous channels and the reductions over N or D are bmm's. The forward keeps the states
-    (one (L, b, N, D) tensor); the backward works in two block-sized buffers.
+    contiguous channels and the reductions over N or D are bmm's. For the backward the forward
+    keeps ``u`` (an input), the time-major ``delta`` and one state per block (the checkpoints);
+    the backward recomputes ``delta * u``, the decays and the states, in block-sized buffers.
     """
 
     @staticmethod
@@ -420,6 +424,7 @@ class _SelectiveScanCore(torch.autograd.Function):
         return y, last
 
     @staticmethod
+    @once_differentiable  # the adjoint is hand-written with in-place ops: no double backward
     def backward(ctx, grad_y: Optional[Tensor], grad_last: Optional[Tensor]):
         u, D, dl, At, A2, Bl, Cl, starts = ctx.saved_tensors
         ut, du = _time_major_u(u, dl)
