@@ -95,7 +95,7 @@ def _scratch(slot: str, shape: Tuple[int, ...], like: Tensor) -> Tensor:
     For the buffers that do not outlive one forward or backward call (the block buffers,
     and the time-major inputs of an inference call). Fresh multi-MiB CPU allocations are
     returned to the OS and page-faulted back in on every call (glibc's allocator): that
-    made the scan up to 2.5x slower from call to call. Held per thread and never freed: four
+    made the scan up to 2.5x slower from call to call. Held per thread and never freed: three
     block-sized buffers (``_BLOCK_ELEMS`` values each) and up to six (L, b, D) sequences of
     the largest call (e.g. 29 MB each for MambaVision-B's level 2 at batch 16, 512x512).
     Under ``torch.jit`` tracing (mmengine's FLOP counter) buffers are fresh: a trace cannot
