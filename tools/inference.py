@@ -8,7 +8,9 @@ For every input image (files, or folders of .png/.jpg/.jpeg/.tif/.tiff/.bmp) wri
 ``masks/<name>.png`` (uint8 class indices), ``overlays/<name>.png`` (classes blended over the image, the
 dataset's colours), ``probs/<name>.npy`` with ``--save-probs`` (float16 K x H x W), and ``summary.json`` with the
 pixels, fraction and (given the pixel size) km² of each class per image. ``--slide`` predicts by overlapping
-windows, which bounds memory on large scenes. Files are written to temporary names and renamed; images whose
+windows (the network's activations are one window's; the scene's class scores stay in memory); ``--tile`` cuts
+whole satellite scenes into blocks predicted one at a time with context margins (memory: one block, the uint8 class
+map, probabilities written to disk as they come). Files are written to temporary names and renamed; images whose
 outputs exist are skipped unless ``--overwrite``. Each finished image's record is appended to ``summary.jsonl`` at
 once and ``summary.json`` is written at the end (also after an error): an interrupted run loses nothing, and the
 next run rebuilds the summary from both files.
@@ -39,6 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', default='cpu')
     p.add_argument('--slide', type=int, nargs=2, metavar=('H', 'W'), help='sliding-window size')
     p.add_argument('--stride', type=int, nargs=2, metavar=('H', 'W'), help='sliding-window stride (default 2/3)')
+    p.add_argument('--tile', type=int, nargs=2, metavar=('H', 'W'),
+                   help='predict the scene block by block (bounded memory for whole satellite scenes; each block '
+                   'with --tile-margin pixels of context, probabilities written to disk as they come)')
+    p.add_argument('--tile-margin', type=int, default=128, help='context pixels around each --tile block')
     p.add_argument('--pixel-size-m', type=float, help='ground pixel size in metres (areas in km²)')
     p.add_argument('--opacity', type=float, default=0.5)
     p.add_argument('--save-probs', action='store_true')
@@ -152,11 +158,35 @@ def main(argv=None):
     return summary
 
 
+def _predict(args, model, image, num_classes, probs_path):
+    """The class map of one image (whole, or block by block with --tile); with --save-probs the float16
+    probabilities are written to ``probs_path`` (atomically; with --tile straight into a file on disk)."""
+    from projects.sar_oilspill.apis import predict_image, predict_tiled
+    if args.tile is None:
+        pred = predict_image(model, image, probs=args.save_probs)
+        if args.save_probs:
+            _write(probs_path, lambda p: np.save(p, pred['probs'].astype(np.float16)))
+        return pred['label']
+    if not args.save_probs:
+        return predict_tiled(model, image, args.tile, args.tile_margin)
+    result = {}
+
+    def fill(p):
+        probs = np.lib.format.open_memmap(p, mode='w+', dtype=np.float16, shape=(num_classes, ) + image.shape[:2])
+        result['label'] = predict_tiled(model, image, args.tile, args.tile_margin, probs_out=probs)
+        probs.flush()
+        del probs
+
+    _write(probs_path, fill)
+    return result['label']
+
+
 def _segment_all(args, files, model, classes, palette, records, log):
     """Segment every file not finished yet; append each record to ``log``. Returns the number segmented."""
     import json
-    from projects.sar_oilspill.apis import class_areas, predict_image
+    from projects.sar_oilspill.apis import class_areas
     from projects.sar_oilspill.visualization.grid import overlay_labels
+    num_classes = int(getattr(model, 'out_channels', None) or model.decode_head.out_channels)  # probability maps
     done = 0
     for i, path in enumerate(files):
         name = osp.splitext(osp.basename(path))[0]
@@ -167,14 +197,10 @@ def _segment_all(args, files, model, classes, palette, records, log):
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise SystemExit(f'{path}: not a readable image (expected {", ".join(IMAGE_EXTS)})')
-        pred = predict_image(model, image, probs=args.save_probs)
-        label = pred['label']
+        label = _predict(args, model, image, num_classes, osp.join(args.out_dir, 'probs', name + '.npy'))
         _write(mask_path, lambda p: _imwrite(p, label.astype(np.uint8)))
         over = overlay_labels(image[..., ::-1], label, palette, alpha=args.opacity)
         _write(overlay_path, lambda p: _imwrite(p, np.ascontiguousarray(over[..., ::-1])))
-        if args.save_probs:
-            _write(osp.join(args.out_dir, 'probs', name + '.npy'),
-                   lambda p: np.save(p, pred['probs'].astype(np.float16)))
         records[name] = dict(path=path, height=int(label.shape[0]), width=int(label.shape[1]),
                              classes=class_areas(label, classes, args.pixel_size_m))
         log.write(json.dumps(dict(name=name, **records[name])) + '\n')

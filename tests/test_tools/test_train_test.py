@@ -66,3 +66,11 @@ def test_distributed_training_two_cpu_processes(synthetic_osd, tmp_path):
     assert 'GPU number: 2' in log  # mmengine's name for the world size
     assert "dist_cfg: {'backend': 'gloo'}" in log
     assert osp.isfile(osp.join(wd, 'iter_2.pth'))
+    # and the 2-process test of that checkpoint (tools/dist_test.sh): one metrics file, from rank 0
+    twd = str(tmp_path / 'dist_test')
+    r = subprocess.run(['bash', 'tools/dist_test.sh', 'configs/baselines/segformer_b0_synthetic.py',
+                        osp.join(wd, 'iter_2.pth'), '2', '--work-dir', twd, *_opts(synthetic_osd, iters=2, batch=1)],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (result,) = glob.glob(osp.join(twd, 'test_metrics_*.json'))
+    assert 0 <= json.load(open(result))['metrics']['mIoU'] <= 100

@@ -13,7 +13,8 @@ def init_segmentor(config: Union[str, 'Config'], checkpoint: str, device: str = 
 
     Label loaders (``LoadAnnotations``, ``LoadOilSpillAnnotations``, ``LoadSoftLabels``) are removed from the test
     pipeline, since there is no ground truth. With ``slide=(h, w)`` the model predicts by sliding windows of that
-    size (``stride`` default: 2/3 of the window), which keeps memory bounded on large scenes.
+    size (``stride`` default: 2/3 of the window): the network's activations are those of one window, but the
+    scene's class scores (K x H x W floats) are still held; for whole satellite scenes see :func:`predict_tiled`.
 
     Raises:
         FileNotFoundError: config or checkpoint missing.
@@ -71,6 +72,53 @@ def predict_image(model, image: np.ndarray, probs: bool = False) -> Dict[str, np
         p = torch.softmax(logits, dim=0) if logits.shape[0] > 1 else torch.sigmoid(logits)
         out['probs'] = p.cpu().numpy()
     return out
+
+
+def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), margin: int = 128,
+                  probs_out: Optional[np.ndarray] = None, predict_fn=None) -> np.ndarray:
+    """Predict a scene of any size tile by tile, in bounded memory.
+
+    The scene is cut into ``tile``-sized blocks; each is predicted (by :func:`predict_image`, so in the model's
+    whole or sliding-window mode) together with ``margin`` pixels of context on every side that the scene has, and
+    only the block's own pixels are kept. Memory: one tile with its margins, plus the uint8 class map; the class
+    probabilities go to ``probs_out`` (e.g. a ``numpy.lib.format.open_memmap`` on disk) when given.
+
+    Args:
+        model: From :func:`init_segmentor`.
+        image: uint8 ``(H, W)`` or ``(H, W, 3)`` BGR.
+        tile: Block height and width (positive).
+        margin: Context pixels around each block (>= 0); a block's border pixels see this much of their
+            surroundings, as they would in a whole-scene prediction up to the network's receptive field.
+        probs_out: Optional float array ``(K, H, W)`` to fill with the softmax probabilities.
+        predict_fn: ``fn(model, crop, probs) -> dict`` instead of :func:`predict_image` (tests).
+
+    Returns:
+        np.ndarray: uint8 ``(H, W)`` class map.
+    """
+    th, tw = (int(v) for v in tile)
+    if th < 1 or tw < 1 or margin < 0:
+        raise ValueError(f'predict_tiled: tile {tuple(tile)} must be positive and margin {margin} >= 0')
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    if probs_out is not None and tuple(probs_out.shape[1:]) != (height, width):
+        raise ValueError(f'predict_tiled: probs_out has shape {tuple(probs_out.shape)}, expected (K, {height}, '
+                         f'{width})')
+    predict_fn = predict_fn or predict_image
+    label = np.empty((height, width), np.uint8)
+    for y0 in range(0, height, th):
+        for x0 in range(0, width, tw):
+            y1, x1 = min(y0 + th, height), min(x0 + tw, width)
+            cy0, cx0 = max(0, y0 - margin), max(0, x0 - margin)
+            cy1, cx1 = min(height, y1 + margin), min(width, x1 + margin)
+            pred = predict_fn(model, image[cy0:cy1, cx0:cx1], probs=probs_out is not None)
+            keep = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+            block = pred['label'][keep]
+            if block.max(initial=0) > 255:
+                raise ValueError('predict_tiled: more than 256 classes do not fit the uint8 class map')
+            label[y0:y1, x0:x1] = block
+            if probs_out is not None:
+                probs_out[:, y0:y1, x0:x1] = pred['probs'][(slice(None), ) + keep]
+    return label
 
 
 def class_areas(label: np.ndarray, classes: Sequence[str], pixel_size_m: Optional[float] = None) -> Dict:
