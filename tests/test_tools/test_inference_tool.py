@@ -149,3 +149,35 @@ def test_predict_tiled_real_model_and_cli(synthetic_osd, checkpoint, tmp_path):
     np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=1e-2)
     assert (probs.astype(np.float32).argmax(0) == mask).mean() > 0.99  # float16 ties
     assert not [f for f in os.listdir(osp.join(out, 'probs')) if 'tmp' in f]
+
+
+@pytest.mark.parametrize('width,skip', [(7, True), ((1 << 19) + 3, True), ((1 << 19) + 3, False)])
+def test_overlay_labels_against_formula(width, skip):
+    """Colour blending (in row strips for large scenes) equals the formula on the whole image, grey or RGB input."""
+    from projects.sar_oilspill.visualization.grid import overlay_labels
+    rng = np.random.default_rng(1)
+    height = 5  # the wide cases take 2 rows per strip: three strips
+    palette = [(0, 0, 0), (0, 255, 255), (255, 0, 0), (153, 76, 0), (0, 153, 0)]
+    label = rng.integers(0, 5, (height, width))
+    for image in (rng.integers(0, 256, (height, width), dtype=np.uint8),
+                  rng.integers(0, 256, (height, width, 3), dtype=np.uint8)):
+        rgb = (np.repeat(image[..., None], 3, 2) if image.ndim == 2 else image).astype(np.float64)
+        colour = np.asarray(palette, np.float64)[label]
+        tint = (label > 0) if skip else np.ones_like(label, bool)
+        want = np.where(tint[..., None], 0.7 * rgb + 0.3 * colour, rgb)
+        got = overlay_labels(image, label, palette, alpha=0.3, skip_background=skip)
+        assert got.dtype == np.uint8 and got.shape == (height, width, 3)
+        assert np.abs(got.astype(np.int64) - np.round(want)).max() <= 1  # float32 vs float64 rounding
+    with pytest.raises(ValueError, match='palette'):
+        overlay_labels(image, np.full((height, width), 7), palette)
+
+
+def test_class_areas_uint8_and_int64_agree():
+    from projects.sar_oilspill.apis import class_areas
+    label = np.random.default_rng(2).integers(0, 5, (60, 70))
+    classes = ['a', 'b', 'c', 'd', 'e']
+    want = class_areas(label.astype(np.int64), classes, 10.0)
+    assert class_areas(label.astype(np.uint8), classes, 10.0) == want
+    assert sum(v['pixels'] for v in want.values()) == label.size
+    assert want['c']['pixels'] == int((label == 2).sum()) and want['c']['km2'] == pytest.approx(
+        (label == 2).sum() * 1e-4)

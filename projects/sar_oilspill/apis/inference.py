@@ -123,7 +123,11 @@ def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), 
 
 def class_areas(label: np.ndarray, classes: Sequence[str], pixel_size_m: Optional[float] = None) -> Dict:
     """Pixels, fraction of the image and (with a pixel size in metres) km² of every class."""
-    counts = np.bincount(np.asarray(label).ravel(), minlength=len(classes))
+    label = np.asarray(label)
+    if label.dtype == np.uint8:  # no int64 copy of a whole scene: a 256-bin histogram
+        counts = np.histogram(label, bins=256, range=(0, 256))[0][:max(len(classes), int(label.max(initial=0)) + 1)]
+    else:
+        counts = np.bincount(label.ravel(), minlength=len(classes))
     total = max(int(counts.sum()), 1)
     out = {}
     for k, name in enumerate(classes):

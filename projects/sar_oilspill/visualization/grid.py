@@ -45,18 +45,25 @@ def overlay_labels(image: np.ndarray, label: np.ndarray, palette: Sequence[Seque
     Returns:
         uint8 (H, W, 3) RGB.
     """
-    rgb = _rgb(image).astype(np.float32)
+    image = np.asarray(image)
     label = np.asarray(label)
-    if label.shape != rgb.shape[:2]:
-        raise ValueError(f'overlay_labels: label {label.shape} and image {rgb.shape[:2]} differ')
+    if label.shape != image.shape[:2]:
+        raise ValueError(f'overlay_labels: label {label.shape} and image {image.shape[:2]} differ')
     colours = np.asarray(palette, np.float32).reshape(-1, 3)
     if label.size and (label.min() < 0 or label.max() >= len(colours)):
         raise ValueError(f'overlay_labels: label values {np.unique(label)[:10].tolist()} but only '
                          f'{len(colours)} palette colours')
-    mask = label > 0 if skip_background else np.ones(label.shape, bool)
-    colour = colours[label.astype(np.int64)]
-    rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * colour[mask]
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    out = np.empty(label.shape + (3, ), np.uint8)
+    # in strips of rows: float work buffers of a few MB even for whole satellite scenes
+    step = max(1, (1 << 20) // max(1, label.shape[1]))
+    for r0 in range(0, label.shape[0], step):
+        rgb = _rgb(image[r0:r0 + step]).astype(np.float32)
+        lab = label[r0:r0 + step]
+        mask = lab > 0 if skip_background else np.ones(lab.shape, bool)
+        colour = colours[lab[mask].astype(np.int64)]
+        rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * colour
+        out[r0:r0 + step] = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return out
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
