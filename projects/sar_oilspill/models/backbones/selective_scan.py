@@ -33,8 +33,8 @@ Three implementations share mamba-ssm's signature and shapes:
     whereas float32 ``torch.exp`` goes through MKL's VML, several times slower on the CPUs
     measured (AMD EPYC).
   - With autograd, a ``torch.autograd.Function`` keeps one state per block (the checkpoint
-    the block starts from), not all L of them: T times less memory than keeping the states,
-    as mamba-ssm's kernel does. Its hand-written backward runs block by block from the end:
+    the block starts from), not all L of them: T times less memory than keeping every state
+    (mamba-ssm's kernel likewise keeps one state per chunk). Its hand-written backward runs block by block from the end:
     it recomputes the block's decays and states from the checkpoint (cheaper than reading
     stored ones back from memory), runs the adjoint recurrence in a block-sized buffer and
     reduces every gradient from the cached block.
