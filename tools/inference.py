@@ -120,6 +120,9 @@ def _drop_unfinished_line(log_path):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.tile is not None and (min(args.tile) < 1 or args.tile_margin < 0):
+        raise SystemExit(f'--tile {args.tile[0]} {args.tile[1]} / --tile-margin {args.tile_margin}: expected positive '
+                         'block sizes and a margin >= 0')
     files = collect_inputs(args.inputs)
     from projects.sar_oilspill.apis import init_segmentor
     from projects.sar_oilspill.utils.cli import write_json_atomic

@@ -86,6 +86,8 @@ def test_inference_bad_input(checkpoint, tmp_path):
         _tool.main([CONFIG, checkpoint, str(bad), '--out-dir', str(tmp_path / 'o')])
     with pytest.raises(SystemExit, match='checkpoint'):
         _tool.main([CONFIG, str(tmp_path / 'missing.pth'), str(bad)])
+    with pytest.raises(SystemExit, match='--tile 0 64'):
+        _tool.main([CONFIG, checkpoint, str(bad), '--tile', '0', '64'])
 
 
 def _pointwise(model, crop, probs=False):
