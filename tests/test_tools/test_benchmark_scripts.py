@@ -32,6 +32,18 @@ def test_bench_baselines():
     assert 'segformer_b0_sos_alos' in out
 
 
+def test_bench_selective_scan():
+    """The README's scan benchmark: both implementations timed in turns, errors within float32 rounding."""
+    out = _run(['tools/benchmarks/bench_selective_scan.py', '--arch', 'test', '--img-size', '64', '64', '--levels',
+                '2', '3', '--repeats', '2', '--group', '2', '--threads', '1'])
+    assert 'malloc:' in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(('2 ', '3 '))]
+    assert [(r[0], r[-6]) for r in rows] == [('2', 'fwd'), ('2', 'fwd+bwd'), ('3', 'fwd'), ('3', 'fwd+bwd')]
+    assert all(float(r[-1]) < 1e-5 for r in rows)  # max relative error vs the sequential reference
+    with pytest.raises(AssertionError, match='--group'):
+        _run(['tools/benchmarks/bench_selective_scan.py', '--arch', 'test', '--group', '1'])
+
+
 @pytest.mark.timeout(400)
 def test_bench_caft():
     out = _run(['tools/benchmarks/bench_caft.py', '--backbone', 'test-small', '--shape', '64', '64', '--runs', '1',
