@@ -1,5 +1,6 @@
 # Oil Spill Detection dataset (Krestenitis et al. 2019): 1250x650 images, 5 classes. Layout: see OSDDataset / README.
 # Training uses random 512x512 crops (paper Sec. 4.2); testing uses the full 1250x650 image.
+_base_ = './tta_flip.py'  # tta_pipeline
 dataset_type = 'OSDDataset'
 data_root = 'data/osd'
 crop_size = (512, 512)
@@ -15,18 +16,6 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='PackSegInputs'),
-]
-# Test-time augmentation (`tools/test.py CONFIG CKPT --tta`): the scene as is and flipped each way (SAR scenes have no
-# preferred orientation); SegTTAModel averages the three softmax maps after flipping them back.
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='TestTimeAug',
-        transforms=[[
-            dict(type='RandomFlip', prob=0., direction='horizontal'),
-            dict(type='RandomFlip', prob=1., direction='horizontal'),
-            dict(type='RandomFlip', prob=1., direction='vertical'),
-        ], [dict(type='LoadOilSpillAnnotations')], [dict(type='PackSegInputs')]])
 ]
 train_dataloader = dict(
     batch_size=16,

@@ -1,4 +1,5 @@
 # SOS dataset, ALOS-PALSAR part (Gulf of Mexico), 256x256 tiles. Layout: see SOSDataset / README.
+_base_ = './tta_flip.py'  # tta_pipeline
 dataset_type = 'SOSDataset'
 data_root = 'data/sos'
 crop_size = (256, 256)
@@ -13,18 +14,6 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='PackSegInputs'),
-]
-# Test-time augmentation (`tools/test.py CONFIG CKPT --tta`): the scene as is and flipped each way (SAR scenes have no
-# preferred orientation); SegTTAModel averages the three softmax maps after flipping them back.
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='TestTimeAug',
-        transforms=[[
-            dict(type='RandomFlip', prob=0., direction='horizontal'),
-            dict(type='RandomFlip', prob=1., direction='horizontal'),
-            dict(type='RandomFlip', prob=1., direction='vertical'),
-        ], [dict(type='LoadOilSpillAnnotations')], [dict(type='PackSegInputs')]])
 ]
 train_dataloader = dict(
     batch_size=16,
