@@ -181,6 +181,26 @@ def _block_len(length: int, width: int, chunk_size: Optional[int]) -> int:
     return min(chunk_size, max(length, 1))
 
 
+def _block_states(dl: Tensor, du: Tensor, B: Tensor, A2: Tensor, ab: Tensor, as_: Tuple[Tensor, ...],
+                  hb: Tensor, hs: Tuple[Tensor, ...], prev: Optional[Tensor]) -> None:
+    """One block of the recurrence, in place: the decays ``a_t = exp(delta_t A)`` into ``ab`` and
+    the states ``h_t = a_t h_{t-1} + B_t (delta_t u_t)`` into ``hb`` (``as_``, ``hs``: their
+    per-step views), from the state ``prev`` entering the block (None: zero). Shared by the
+    forward and the backward's recomputation.
+
+    Args:
+        dl, du (Tensor): (k, b, 1, D) ``delta`` and ``delta * u`` of the block's steps.
+        B (Tensor): (k, b, N, 1).
+        A2 (Tensor): (N, D) ``A^T log2(e)``.
+    """
+    torch.mul(dl, A2, out=ab).exp2_()  # Mamba Eq. 4 (ZOH): exp(delta A)
+    torch.mul(B, du, out=hb)  # Euler: delta B u
+    if prev is not None:
+        hs[0].addcmul_(as_[0], prev)
+    for i in range(1, len(hs)):
+        hs[i].addcmul_(as_[i], hs[i - 1])  # Mamba Eq. 2a
+
+
 def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: int,
                  keep_starts: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Forward scan, block by block: ``y_t = C_t . h_t`` with ``h_t = a_t h_{t-1} + x_t``.
@@ -223,12 +243,7 @@ def _scan_blocks(dl: Tensor, du: Tensor, Bl: Tensor, Cl: Tensor, A2: Tensor, T: 
         k = dl_b[j].shape[0]
         ab, as_ = (a_buf, a_bufs) if k == T else (a_buf[:k], a_bufs[:k])
         hb, hs = (h_buf, h_bufs) if k == T else (h_buf[:k], h_bufs[:k])
-        torch.mul(dl_b[j], A2, out=ab).exp2_()  # Mamba Eq. 4 (ZOH): exp(delta A)
-        torch.mul(B_b[j], du_b[j], out=hb)  # Euler: delta B u
-        if prev is not None:
-            hs[0].addcmul_(as_[0], prev)
-        for i in range(1, k):
-            hs[i].addcmul_(as_[i], hs[i - 1])  # Mamba Eq. 2a
+        _block_states(dl_b[j], du_b[j], B_b[j], A2, ab, as_, hb, hs, prev)
         if torch.jit.is_tracing():  # FLOP counters trace bmm and expect exactly two inputs (no out=)
             y_b[j].copy_(torch.bmm(C_b[j], hb.view(k * b, n, d)))
         else:
@@ -294,14 +309,12 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
         k = t1 - t0
         s0, s1 = t0 * b, t1 * b  # rows of the (L * b, ...) views
         gb, gs, ab, as_ = g_buf[:k], g_bufs[:k], a_buf[:k], a_bufs[:k]
-        hb, hs = h_buf[1:k + 1], h_bufs[:k + 1]
+        hb, hs = h_buf[1:k + 1], h_bufs[1:k + 1]
         gb3 = gb.view(k * b, n, d)
-        torch.mul(dl4[t0:t1], A2, out=ab).exp2_()  # the decays again: cheaper than storing
-        # the block's states again, from its checkpoint
-        hs[0].copy_(starts[t0 // T])
-        torch.mul(B4[t0:t1], du4[t0:t1], out=hb)
-        for i in range(k):
-            hs[i + 1].addcmul_(as_[i], hs[i])
+        # the block's decays and states again, from its checkpoint: cheaper than storing them
+        h_bufs[0].copy_(starts[t0 // T])  # h_{t0-1}, zero for the first block
+        _block_states(dl4[t0:t1], du4[t0:t1], B4[t0:t1], A2, ab, as_, hb, hs,
+                      h_bufs[0] if t0 > 0 else None)
         torch.bmm(gy3[s0:s1], hb.view(k * b, n, d).transpose(1, 2), out=grad_C3[s0:s1])
         torch.mul(C4[t0:t1], gy4[t0:t1], out=gb)  # direct part: C_t gy_t
         if t1 < length:
