@@ -16,6 +16,7 @@ once and ``summary.json`` is written at the end (also after an error): an interr
 next run rebuilds the summary from both files.
 """
 import argparse
+import json
 import os
 # Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
 os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
@@ -85,7 +86,6 @@ def _imwrite(path, image):
 def read_records(log_path):
     """The per-image records of ``summary.jsonl`` (a later line wins). A torn last line (no newline: the process
     died while appending it) is skipped; any other malformed line is an error naming the file and line."""
-    import json
     records = {}
     if not osp.isfile(log_path):
         return records
@@ -136,7 +136,6 @@ def main(argv=None):
     num_classes = int(model.decode_head.num_classes)
     classes = list(meta.get('classes') or [f'class{k}' for k in range(num_classes)])
     palette = overlay_palette(meta.get('palette'), num_classes)
-    import json
     summary_path = osp.join(args.out_dir, 'summary.json')
     log_path = osp.join(args.out_dir, 'summary.jsonl')
     summary = dict(config=args.config, checkpoint=args.checkpoint, classes=classes, images={})
@@ -186,7 +185,6 @@ def _predict(args, model, image, num_classes, probs_path):
 
 def _segment_all(args, files, model, classes, palette, records, log):
     """Segment every file not finished yet; append each record to ``log``. Returns the number segmented."""
-    import json
     from projects.sar_oilspill.apis import class_areas
     from projects.sar_oilspill.visualization.grid import overlay_labels
     num_classes = int(getattr(model, 'out_channels', None) or model.decode_head.out_channels)  # probability maps
