@@ -71,3 +71,24 @@ def test_saross_net_odd_size_every_parameter_gets_gradient(encoder, skip_type, h
         out = model(imgs, samples, mode='predict')
     assert out[0].seg_logits.data.shape == (3, *hw)
     assert torch.isfinite(out[0].seg_logits.data).all()
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_saross_net_mixed_precision_finite(dtype):
+    """Forward under autocast (CPU; ``--amp`` runs the same ops on CUDA), backward outside it as
+    mmengine's AmpOptimWrapper does: finite losses and gradients, the selective scan and CAFT
+    under autocast. (The micro model's features stay small; LayerNorm2d's float16 overflow at
+    |x - mean| > 256 is tested on its own in test_layer_norm.py.)"""
+    torch.manual_seed(0)
+    model = MODELS.build(_micro(TINY, 'caft'))
+    model.init_weights()
+    model.train()
+    imgs, samples = _batch(33, 41)
+    with torch.autocast('cpu', dtype=dtype):
+        losses = model(imgs, samples, mode='loss')
+    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(loss), {k: v.item() for k, v in losses.items()}
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert sum(p.grad.abs().sum() for p in model.parameters()) > 0

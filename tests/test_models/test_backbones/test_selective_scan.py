@@ -4,8 +4,11 @@ The reference below is written independently from the Mamba paper (Gu & Dao 2023
 with the ZOH A_bar = exp(delta A) and Euler B_bar = delta B of its Alg. 2), as a loop over time
 with explicit softplus/SiLU formulas, and differentiated by autograd.
 """
+import contextlib
+import logging
 import math
 import sys
+import types
 
 import pytest
 import torch
@@ -327,38 +330,271 @@ def test_half_input_returns_input_dtype():
     assert rel_err(y.double(), y_ref) < 2e-2  # bf16 has 8 mantissa bits
 
 
-def test_dispatch_cpu_uses_pytorch_scan(monkeypatch):
-    """On CPU the dispatcher never calls the CUDA kernel, even when one is importable."""
-    called = []
-    monkeypatch.setattr(ss, '_mamba_ssm_selective_scan', lambda: lambda *a: called.append(1))
-    inputs = make_inputs(1, 3, 10, 2, seed=13)
-    args, kw = split(inputs, OPTIONS[1])
-    y = selective_scan_fn(*args, **kw)
-    assert not called
-    assert rel_err(y, selective_scan_ref(*args, **kw)) < 1e-10
+# --------------------------------------------------------------------------------------------
+# Backend choice: mamba-ssm's kernel is probed once per CUDA device (faked here on CPU tensors).
+# --------------------------------------------------------------------------------------------
+class _NotInstalled:
+    """A meta path finder that makes ``import mamba_ssm`` fail as when it is not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'mamba_ssm':
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
-def test_dispatch_cuda_uses_kernel_when_present(monkeypatch):
-    called = []
+@pytest.fixture
+def backend(monkeypatch):
+    """A clean backend state, CPU tensors routed as CUDA ones, print_log recorded, and
+    ``install(fn)`` to fake an importable mamba-ssm whose ``selective_scan_fn`` is ``fn``."""
+    ss._reset_backends()
+    monkeypatch.delenv(ss.SCAN_ENV, raising=False)
+    monkeypatch.setattr(ss, '_FORCE_PYTORCH', None)
+    monkeypatch.setattr(ss, '_device_type', lambda device: 'cuda')
+    logs = []
+    monkeypatch.setattr(ss, 'print_log', lambda msg, logger=None, level=None: logs.append(
+        (msg, level)))
 
-    def fake(*args):
-        called.append(len(args))
-        return selective_scan_chunked(*args)
+    def install(fn=None, missing=False):
+        if missing:  # as if not installed, whether it is or not
+            for name in [k for k in sys.modules if k.split('.')[0] == 'mamba_ssm']:
+                monkeypatch.delitem(sys.modules, name)
+            monkeypatch.setattr(sys, 'meta_path', [_NotInstalled()] + sys.meta_path)
+            return
+        mods = {name: types.ModuleType(name) for name in
+                ('mamba_ssm', 'mamba_ssm.ops', 'mamba_ssm.ops.selective_scan_interface')}
+        if fn is not None:
+            mods['mamba_ssm.ops.selective_scan_interface'].selective_scan_fn = fn
+        for name, mod in mods.items():
+            monkeypatch.setitem(sys.modules, name, mod)
 
-    monkeypatch.setattr(ss, '_mamba_ssm_selective_scan', lambda: fake)
-    inputs = {k: v.cuda() for k, v in make_inputs(1, 3, 10, 2, seed=14).items()}
-    args, kw = split(inputs, OPTIONS[1])
+    yield types.SimpleNamespace(install=install, logs=logs)
+    ss._reset_backends()
+
+
+def _counting(fn):
+    calls = []
+
+    def wrapped(*args):
+        calls.append(len(args))
+        return fn(*args)
+
+    wrapped.calls = calls
+    return wrapped
+
+
+def _mixer_call():
+    inputs = make_inputs(2, 3, 10, 2, dtype=torch.float32, seed=14)
+    return split(inputs, OPTIONS[2])
+
+
+def test_backend_kernel_raising_at_first_call_falls_back_and_logs_once(backend):
+    """mamba-ssm's newest sources import without the compiled kernel and raise at the first
+    forward: the probe catches it, the PyTorch scan runs, one warning names the error."""
+
+    def broken(*args):
+        broken.calls += 1
+        raise ModuleNotFoundError("No module named 'selective_scan_cuda'")
+
+    broken.calls = 0
+    backend.install(broken)
+    args, kw = _mixer_call()
+    y_ref = selective_scan_ref(*(a.double() for a in args),
+                               **{k: v.double() if torch.is_tensor(v) else v for k, v in kw.items()})
+    for _ in range(3):
+        y = selective_scan_fn(*args, **kw)
+        assert rel_err(y.double(), y_ref) < 1e-5
+    assert ss.scan_backend('cpu') == 'pytorch'
+    assert broken.calls == 1  # probed once, never retried
+    assert len(backend.logs) == 1
+    msg, level = backend.logs[0]
+    assert level == logging.WARNING
+    assert 'chunked PyTorch scan' in msg and 'failed' in msg and 'selective_scan_cuda' in msg
+    assert 'failed' in ss.scan_backend_info('cpu')[1]
+
+
+@pytest.mark.parametrize('wrong', ['forward', 'backward'])
+def test_backend_kernel_with_wrong_results_is_rejected(backend, wrong):
+    """A kernel that runs but computes wrong outputs, or right outputs with wrong gradients,
+    is not used."""
+
+    def bad(*args):
+        bad.calls += 1
+        y = selective_scan_chunked(*args)
+        if wrong == 'forward':
+            return y * 1.01
+        return y.detach() + 2 * (y - y.detach())  # same values, doubled gradients
+
+    bad.calls = 0
+    backend.install(bad)
+    args, kw = _mixer_call()
     selective_scan_fn(*args, **kw)
-    assert called == [10]
+    assert ss.scan_backend('cpu') == 'pytorch'
+    assert bad.calls >= 1
+    calls = bad.calls
+    selective_scan_fn(*args, **kw)
+    assert bad.calls == calls  # not used after the probe
+    assert len(backend.logs) == 1 and 'wrong results' in backend.logs[0][0]
+    assert backend.logs[0][1] == logging.WARNING
 
 
-def test_mamba_ssm_not_imported_at_module_import():
-    assert 'mamba_ssm' not in sys.modules or ss._MAMBA_SSM_TRIED
-    try:
-        import mamba_ssm  # noqa: F401
-    except Exception:
-        assert ss._mamba_ssm_selective_scan() is None
+def test_backend_working_kernel_is_used(backend):
+    """A kernel that matches the reference is used for every later call on that device, with
+    mamba-ssm's positional signature; one info line says so."""
+    kernel = _counting(selective_scan_chunked)
+    backend.install(kernel)
+    args, kw = _mixer_call()
+    with torch.inference_mode():  # the probe's backward still works
+        selective_scan_fn(*args, **kw)
+    assert len(kernel.calls) == 3  # the probe (two calls), then the call itself
+    y = selective_scan_fn(*args, **kw, return_last_state=True)
+    assert kernel.calls == [10] * 4  # mamba-ssm's positional signature
+    assert isinstance(y, tuple) and len(y) == 2
+    assert ss.scan_backend('cpu') == 'mamba_ssm'
+    assert len(backend.logs) == 1
+    msg, level = backend.logs[0]
+    assert level == logging.INFO and "mamba-ssm's CUDA kernel" in msg
+
+
+def test_backend_not_installed_or_not_importable(backend):
+    backend.install(missing=True)
+    assert ss.scan_backend_info('cpu') == ('pytorch', 'mamba-ssm is not installed')
+    ss._reset_backends()
+    backend.install(None)  # the interface module lacks selective_scan_fn: ImportError
+    backend.logs.clear()
+    name, reason = ss.scan_backend_info('cpu')
+    assert name == 'pytorch' and 'does not import' in reason and 'ImportError' in reason
+    assert len(backend.logs) == 1 and backend.logs[0][1] == logging.WARNING
+
+
+def test_backend_forced_pytorch(backend, monkeypatch):
+    """The environment variable and force_pytorch_scan() keep the kernel unused (and unprobed);
+    SAR_OILSPILL_SELECTIVE_SCAN=mamba_ssm turns a fallback into an error."""
+    kernel = _counting(selective_scan_chunked)
+    backend.install(kernel)
+    args, kw = _mixer_call()
+    monkeypatch.setenv(ss.SCAN_ENV, 'pytorch')
+    selective_scan_fn(*args, **kw)
+    selective_scan_fn(*args, **kw)
+    assert ss.scan_backend('cpu') == 'pytorch' and kernel.calls == []
+    assert len(backend.logs) == 1 and 'SAR_OILSPILL_SELECTIVE_SCAN=pytorch' in backend.logs[0][0]
+    monkeypatch.setenv(ss.SCAN_ENV, 'auto')
+    ss.force_pytorch_scan()
+    assert ss.scan_backend('cpu') == 'pytorch' and kernel.calls == []
+    ss.force_pytorch_scan(None)
+    assert ss.scan_backend('cpu') == 'mamba_ssm' and kernel.calls
+    monkeypatch.setenv(ss.SCAN_ENV, 'kernel')
+    with pytest.raises(ValueError, match='SAR_OILSPILL_SELECTIVE_SCAN'):
+        ss.scan_backend('cpu')
+    ss._reset_backends()
+    backend.install(missing=True)
+    monkeypatch.setenv(ss.SCAN_ENV, 'mamba_ssm')
+    with pytest.raises(RuntimeError, match='not installed'):
+        selective_scan_fn(*args, **kw)
+
+
+def test_backend_cpu_never_probes(monkeypatch):
+    """CPU tensors take the PyTorch scan without importing or probing mamba-ssm."""
+    ss._reset_backends()
+    monkeypatch.delitem(sys.modules, 'mamba_ssm', raising=False)
+    monkeypatch.setattr(sys, 'meta_path', [_NotInstalled()] + sys.meta_path)
+    args, kw = _mixer_call()
+    selective_scan_fn(*args, **kw)
+    assert ss.scan_backend(torch.device('cpu')) == 'pytorch'
+    assert ss._BACKENDS == {}
+
+
+# --------------------------------------------------------------------------------------------
+# The PyTorch scan with its GPU settings (run on CPU tensors by routing them as CUDA ones).
+# --------------------------------------------------------------------------------------------
+def test_block_length_per_device():
+    """CPU: blocks within 2 MiB (2^19 values); GPU: up to 2^24 values, the whole sequence at
+    MambaVision-B's shapes (level 2 at batch 9: 9 x 256 x 8 values per step)."""
+    width = 9 * 256 * 8
+    assert ss._block_len(196, width, None, 'cpu') == (1 << 19) // width == 28
+    assert ss._block_len(196, width, None, 'cuda') == 196
+    assert ss._block_len(196, 16 * 49 * 512 * 8, None, 'cuda') == 5  # still bounded
+    assert ss._block_len(196, 1 << 30, None, 'cuda') == 1
+    assert ss._block_len(196, width, 7, 'cuda') == ss._block_len(196, width, 7, 'cpu') == 7
+
+
+@contextlib.contextmanager
+def _no_host_sync(monkeypatch):
+    """Make every tensor-to-host conversion raise (on a GPU each would synchronise)."""
+
+    def sync(*args, **kwargs):
+        raise AssertionError('host synchronisation')
+
+    with monkeypatch.context() as m:
+        for name in ('__bool__', 'item', 'tolist', '__float__', '__int__', 'numpy', 'cpu'):
+            m.setattr(torch.Tensor, name, sync)
+        yield
+
+
+@pytest.mark.parametrize('length,chunk_size', [(33, None), (33, 5), (1, None)])
+@pytest.mark.parametrize('opts', [OPTIONS[1], OPTIONS[2]])
+def test_gpu_settings_match_reference_without_sync_or_pool(monkeypatch, length, chunk_size, opts):
+    """The GPU settings (whole-sequence blocks, fresh buffers, no data-dependent branch in the
+    backward) against the reference in float64, one A entry zero (the case the CPU path's
+    host-side check exists for); no buffer is pooled and nothing synchronises with the host."""
+    b, d, n = 2, 5, 4
+    inputs = make_inputs(b, d, length, n, seed=length + 50)
+    inputs['A'][1, 2] = 0.0
+    g = torch.Generator().manual_seed(6)
+    weights = (torch.randn(b, d, length, generator=g, dtype=torch.float64),
+               torch.randn(b, d, n, generator=g, dtype=torch.float64))
+    y_ref, last_ref, g_ref = run_with_grads(selective_scan_ref, inputs, opts, weights)
+    ss.release_scratch_buffers()
+    monkeypatch.setattr(ss, '_device_type', lambda device: 'cuda')
+    with _no_host_sync(monkeypatch):
+        y, last, grads = run_with_grads(selective_scan_chunked, inputs, opts, weights,
+                                        chunk_size=chunk_size)
+        args, kw = split(inputs, opts)
+        with torch.no_grad():
+            y_inf = selective_scan_chunked(*args, **kw, chunk_size=chunk_size)
+    assert ss._SCRATCH.pool == {}
+    assert rel_err(y, y_ref) < 1e-10 and rel_err(last, last_ref) < 1e-10
+    assert rel_err(y_inf, y_ref) < 1e-10
+    for key in g_ref:
+        assert rel_err(grads[key], g_ref[key]) < 1e-10, key
+
+
+def test_sync_guard_catches_the_cpu_path(monkeypatch):
+    """The guard above is not vacuous: the CPU settings check A on the host in the backward,
+    and pool their buffers."""
+    inputs = make_inputs(1, 3, 9, 2, seed=60)
+    ss.release_scratch_buffers()
+    with _no_host_sync(monkeypatch):
+        with pytest.raises(AssertionError, match='host synchronisation'):
+            run_with_grads(selective_scan_chunked, inputs, OPTIONS[2],
+                           (torch.ones(1, 3, 9, dtype=torch.float64),
+                            torch.ones(1, 3, 2, dtype=torch.float64)))
+    assert ss._SCRATCH.pool
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_scan_under_autocast_computes_in_float32(dtype):
+    """Under CPU autocast the PyTorch scan still computes in float32 (as mamba-ssm's kernel
+    does): float32 inputs give the float32 result exactly, half inputs a float32-accurate
+    result rounded once, and gradients are finite and right."""
+    inputs = make_inputs(2, 4, 40, 4, dtype=torch.float32, seed=70)
+    args, kw = split(inputs, OPTIONS[2])
+    y32 = selective_scan_chunked(*args, **kw)
+    leaves = [a.clone().requires_grad_() for a in args]
+    with torch.autocast('cpu', dtype=dtype):
+        y = selective_scan_fn(*leaves, **kw)
+        (y * y).sum().backward()
+    assert y.dtype == torch.float32 and torch.equal(y.detach(), y32)
+    ref = [a.clone().requires_grad_() for a in args]
+    (selective_scan_chunked(*ref, **kw) ** 2).sum().backward()
+    for a, r in zip(leaves, ref):
+        assert torch.equal(a.grad, r.grad)
+    with torch.autocast('cpu', dtype=dtype):
+        y_half = selective_scan_fn(*(a.to(dtype) for a in args), **kw)
+    assert y_half.dtype == dtype
+    y_ref = selective_scan_ref(*(a.to(dtype).double() for a in args),
+                               **{k: v.double() if torch.is_tensor(v) else v for k, v in kw.items()})
+    tol = 8e-3 if dtype == torch.float16 else 4e-2  # one rounding of the output
+    assert rel_err(y_half.double(), y_ref) < tol
 
 
 @pytest.mark.parametrize('bad', ['grouped_B', 'A_shape', 'delta_shape', 'D_shape'])

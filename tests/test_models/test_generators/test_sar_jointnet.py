@@ -418,3 +418,18 @@ def test_runner_train_and_resume_restores_stage(tmp_path):
     resumed.train()
     assert resumed.iter == 3 and resumed.model.stage == 2
     assert not any(p.requires_grad for p in resumed.model.sar_net.parameters())
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_stage3_mixed_precision_finite(dtype):
+    """Forward under CPU autocast (as ``--amp``), backward outside it: finite loss and
+    gradients for every parameter."""
+    model = make_model(stage=3)
+    data = model.data_preprocessor(make_batch(), True)
+    with torch.autocast('cpu', dtype=dtype):
+        losses = model(**data, mode='loss')
+    loss = sum(losses.values())
+    assert torch.isfinite(loss)
+    loss.backward()
+    for n, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), n

@@ -9,9 +9,17 @@ The operator, for every batch ``b``, channel ``d`` and state ``n`` (Mamba, Gu & 
 
 Three implementations share mamba-ssm's signature and shapes:
 
-* :func:`selective_scan_fn` -- the one to call. It uses mamba-ssm's CUDA kernel when that
-  package imports and the tensors are on a GPU, and :func:`selective_scan_chunked` otherwise.
-  mamba-ssm is imported lazily, never at module import.
+* :func:`selective_scan_fn` -- the one to call. On a CUDA device it uses mamba-ssm's kernel
+  when :func:`scan_backend` accepts it, and :func:`selective_scan_chunked` otherwise (always on
+  CPU). mamba-ssm is imported lazily, at the first call on a CUDA device, never at module
+  import. That first call probes the kernel once per device: mamba-ssm must import, its
+  compiled extension must run forward and backward on a tiny input, and the results must match
+  the reference recurrence. Recent mamba-ssm sources import without the compiled
+  ``selective_scan_cuda`` and fail only at the first forward, and a kernel built for another
+  torch or GPU may fail or compute garbage, so an import check alone is not enough. The choice
+  and its reason are logged once per device (mmengine's ``print_log``). The environment
+  variable ``SAR_OILSPILL_SELECTIVE_SCAN`` (``auto``, ``pytorch``: never use the kernel,
+  ``mamba_ssm``: raise instead of falling back) or :func:`force_pytorch_scan` override it.
 * :func:`selective_scan_chunked` -- pure PyTorch, any device, fast on CPU. It runs the same
   recurrence (no reassociation, no inverse decays, so nothing can overflow), organised for
   eager PyTorch on a CPU, where every operation costs microseconds of dispatch and most of the
@@ -28,7 +36,14 @@ Three implementations share mamba-ssm's signature and shapes:
     block, the decays ``exp(delta A)`` and the inputs ``delta B u`` are one vectorised
     operation each, the recurrence is ``T`` in-place ``addcmul_`` steps, and the output
     ``C h`` is one bmm, on data still in cache. Only block-sized state buffers exist, kept
-    per thread from call to call (fresh multi-MiB buffers are page-faulted in on every call).
+    per thread from call to call on CPU (fresh multi-MiB buffers are page-faulted in on every
+    call).
+  - On a GPU (any device but the CPU) the same code runs with other settings: blocks of up to
+    ``_BLOCK_ELEMS_GPU`` values (64 MiB in float32; the whole sequence at MambaVision's
+    shapes), since a kernel launch costs more than a cache miss there; buffers fresh from
+    PyTorch's caching allocator on every call (stream-ordered, returned when the call ends;
+    no pool that outlives it); and no host synchronisation in the backward (no
+    data-dependent branch).
   - Decays as ``2 ** (delta A log2 e)``: ``torch.exp2`` is a vectorised SLEEF kernel on CPU,
     whereas float32 ``torch.exp`` goes through MKL's VML, several times slower on the CPUs
     measured (AMD EPYC).
@@ -42,17 +57,23 @@ Three implementations share mamba-ssm's signature and shapes:
 * :func:`selective_scan_sequential` -- a plain loop over time, written from the recurrence
   above; the baseline of ``tools/benchmarks/bench_selective_scan.py``.
 """
+import logging
 import math
+import os
 import threading
 from contextlib import nullcontext
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_sequential']
+__all__ = [
+    'selective_scan_fn', 'selective_scan_chunked', 'selective_scan_sequential', 'scan_backend',
+    'scan_backend_info', 'force_pytorch_scan', 'release_scratch_buffers'
+]
 
 ScanOutput = Union[Tensor, Tuple[Tensor, Tensor]]
 
@@ -61,36 +82,207 @@ ScanOutput = Union[Tensor, Tuple[Tensor, Tensor]]
 # anything from about 2^18 to 2^20 measured within noise). Fewer steps per block mean more
 # Python-level operations, more mean data falling out of cache.
 _BLOCK_ELEMS = 1 << 19
+# On a GPU every operation is a kernel launch (microseconds) while memory is fast: blocks of up
+# to 2^24 values (64 MiB in float32, three such buffers in the backward), which hold the whole
+# sequence at MambaVision's shapes (about 2^22 values per level at batch 16, 512x512).
+_BLOCK_ELEMS_GPU = 1 << 24
 _LOG2E = 1.0 / math.log(2.0)
 
-# Per-thread scratch buffers (see _scratch), reused from call to call.
+# Per-thread scratch buffers of CPU tensors (see _scratch), reused from call to call.
 _SCRATCH = threading.local()
 
-_MAMBA_SSM_FN: Optional[Callable] = None
-_MAMBA_SSM_TRIED = False
+
+def _device_type(device: torch.device) -> str:
+    """The device type whose settings the scan uses (block size, scratch buffers, host
+    synchronisation, mamba-ssm's kernel). A function of its own so that tests can run the
+    CUDA settings on CPU tensors."""
+    return device.type
 
 
-def _mamba_ssm_selective_scan() -> Optional[Callable]:
-    """Return mamba-ssm's CUDA ``selective_scan_fn``, or None when it cannot be imported.
+def _block_elems(device_type: str) -> int:
+    """Values per time block (``T * batch * D * N``) for a device type (see ``_BLOCK_ELEMS``)."""
+    return _BLOCK_ELEMS if device_type == 'cpu' else _BLOCK_ELEMS_GPU
 
-    The import is attempted once per process. mamba-ssm needs its compiled CUDA extension
-    (and triton); on a CPU-only install the import fails and the pure-PyTorch scan is used.
+
+def release_scratch_buffers() -> None:
+    """Free this thread's pooled CPU scratch buffers (see ``_scratch``); later calls allocate
+    them again. GPU tensors never use the pool."""
+    _SCRATCH.pool = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Backend choice on CUDA: mamba-ssm's kernel, probed once per device, or the PyTorch scan.
+# --------------------------------------------------------------------------------------------
+SCAN_ENV = 'SAR_OILSPILL_SELECTIVE_SCAN'
+_ENV_CHOICES = ('auto', 'pytorch', 'mamba_ssm')
+# largest error relative to the reference's largest value that the kernel may show on the probe
+# input (float32 against float64: about 1e-6; a wrong kernel: O(1))
+_PROBE_TOL = 1e-3
+
+_FORCE_PYTORCH: Optional[bool] = None  # set by force_pytorch_scan(); None: the env var decides
+_BACKENDS: Dict[torch.device, Tuple[str, str, Optional[Callable]]] = {}  # device -> probe
+_BACKEND_LOCK = threading.RLock()
+_LOGGED = set()
+
+
+def force_pytorch_scan(enabled: Optional[bool] = True) -> None:
+    """Use the PyTorch scan on every device (True), allow mamba-ssm's kernel (False), or leave
+    the choice to the ``SAR_OILSPILL_SELECTIVE_SCAN`` environment variable (None).
+
+    Takes effect at the next call; the kernel probe of a device is not repeated.
     """
-    global _MAMBA_SSM_FN, _MAMBA_SSM_TRIED
-    if not _MAMBA_SSM_TRIED:
-        _MAMBA_SSM_TRIED = True
-        try:
-            from mamba_ssm.ops.selective_scan_interface import \
-                selective_scan_fn as fn  # noqa: E501
-        except Exception:  # ImportError, OSError (missing .so), RuntimeError (CUDA mismatch)
-            fn = None
-        _MAMBA_SSM_FN = fn
-    return _MAMBA_SSM_FN
+    global _FORCE_PYTORCH
+    _FORCE_PYTORCH = enabled
+
+
+def _env_choice() -> str:
+    value = os.environ.get(SCAN_ENV, 'auto').strip().lower() or 'auto'
+    if value not in _ENV_CHOICES:
+        raise ValueError(f'{SCAN_ENV}={value!r}: expected one of {", ".join(_ENV_CHOICES)}')
+    return value
+
+
+def _log_once(message: str, level: int) -> None:
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        print_log(message, logger='current', level=level)
+
+
+def _reset_backends() -> None:
+    """Forget every probe result and logged message (tests)."""
+    with _BACKEND_LOCK:
+        _BACKENDS.clear()
+        _LOGGED.clear()
+
+
+def _probe_inputs(device: torch.device, dtype: torch.dtype) -> Dict[str, Tensor]:
+    """A small fixed problem for the kernel probe (b, d, L, n) = (2, 8, 37, 4)."""
+    g = torch.Generator().manual_seed(0)
+    b, d, length, n = 2, 8, 37, 4
+    cpu = dict(u=torch.randn(b, d, length, generator=g),
+               delta=0.5 * torch.randn(b, d, length, generator=g),
+               A=-torch.exp(torch.rand(d, n, generator=g)),
+               B=torch.randn(b, n, length, generator=g),
+               C=torch.randn(b, n, length, generator=g),
+               D=torch.randn(d, generator=g),
+               z=torch.randn(b, d, length, generator=g),
+               delta_bias=0.3 * torch.randn(d, generator=g),
+               gy=torch.randn(b, d, length, generator=g))
+    return {k: v.to(device=device, dtype=dtype) for k, v in cpu.items()}
+
+
+def _kernel_error(fn: Callable, device: torch.device) -> float:
+    """Run ``fn`` (mamba-ssm's ``selective_scan_fn``) forward and backward on a small float32
+    problem on ``device`` -- MambaVision's call (D, delta_bias, softplus) and one with the gate
+    ``z`` -- and return the largest error, relative to the largest reference value, of the
+    output and of every gradient against :func:`selective_scan_sequential` in float64."""
+    worst = 0.0
+    names = ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')
+    with torch.inference_mode(False), torch.enable_grad(), _autocast_off(device.type):
+        for use_z in (False, True):
+            results = []
+            for impl, dtype in ((fn, torch.float32), (selective_scan_sequential, torch.float64)):
+                t = _probe_inputs(device, dtype)
+                leaves = [t[k].requires_grad_() if k != 'z' or use_z else None for k in names]
+                y = impl(*leaves, True, False)  # delta_softplus, return_last_state
+                used = [x for x in leaves if x is not None]
+                grads = torch.autograd.grad((y * t['gy']).sum(), used)
+                results.append([y.detach()] + list(grads))
+            for got, ref in zip(*results):
+                if got.shape != ref.shape:
+                    raise RuntimeError(f'shape {tuple(got.shape)}, expected {tuple(ref.shape)}')
+                err = ((got.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+                worst = max(worst, err if math.isfinite(err) else math.inf)
+    return worst
+
+
+def _probe_kernel(device: torch.device) -> Tuple[str, str, Optional[Callable]]:
+    """(backend, reason, kernel function or None) for ``device``: see :func:`scan_backend`."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as fn
+    except ModuleNotFoundError as e:
+        if e.name == 'mamba_ssm':
+            return 'pytorch', 'mamba-ssm is not installed', None
+        return 'pytorch', f'mamba-ssm does not import ({type(e).__name__}: {e})', None
+    except Exception as e:  # ImportError, OSError (missing .so), RuntimeError (CUDA mismatch)
+        return 'pytorch', f'mamba-ssm does not import ({type(e).__name__}: {e})', None
+    try:
+        err = _kernel_error(fn, device)
+    except Exception as e:  # e.g. mamba-ssm without its compiled selective_scan_cuda
+        return ('pytorch', f"mamba-ssm's kernel failed on a test input ({type(e).__name__}: "
+                f'{e})', None)
+    if not err <= _PROBE_TOL:
+        return ('pytorch', f"mamba-ssm's kernel gives wrong results on a test input (relative "
+                f'error {err:.1e} > {_PROBE_TOL:.0e} against the reference scan)', None)
+    return ('mamba_ssm', f"mamba-ssm's kernel matches the reference scan on a test input "
+            f'(relative error {err:.1e})', fn)
+
+
+def _normalise(device: Union[str, torch.device]) -> torch.device:
+    device = torch.device(device)
+    if device.type == 'cuda' and device.index is None:
+        device = torch.device('cuda', torch.cuda.current_device())
+    return device
+
+
+def scan_backend_info(device: Union[str, torch.device]) -> Tuple[str, str]:
+    """Which selective scan :func:`selective_scan_fn` runs on ``device``, and why.
+
+    Returns:
+        tuple[str, str]: ``'mamba_ssm'`` (mamba-ssm's CUDA kernel) or ``'pytorch'``
+        (:func:`selective_scan_chunked`), and the reason. On a CUDA device the first call
+        probes the kernel (see the module notes) and logs the result once; later calls
+        return the cached result.
+
+    Raises:
+        RuntimeError: ``SAR_OILSPILL_SELECTIVE_SCAN=mamba_ssm`` and the kernel is not usable
+            on this CUDA device.
+    """
+    device = _normalise(device)
+    if _device_type(device) != 'cuda':
+        return 'pytorch', 'not a CUDA device'
+    choice = _env_choice()
+    if _FORCE_PYTORCH or (_FORCE_PYTORCH is None and choice == 'pytorch'):
+        why = 'force_pytorch_scan()' if _FORCE_PYTORCH else f'{SCAN_ENV}=pytorch'
+        _log_once(f'selective scan: chunked PyTorch scan on every device ({why})', logging.INFO)
+        return 'pytorch', f'forced by {why}'
+    entry = _BACKENDS.get(device)
+    if entry is None:
+        with _BACKEND_LOCK:
+            entry = _BACKENDS.get(device)
+            if entry is None:
+                entry = _BACKENDS[device] = _probe_kernel(device)
+                backend, reason, _ = entry
+                if backend == 'mamba_ssm':
+                    _log_once(f"selective scan on {device}: mamba-ssm's CUDA kernel ({reason})",
+                              logging.INFO)
+                else:
+                    _log_once(f'selective scan on {device}: chunked PyTorch scan, slower than '
+                              f"mamba-ssm's kernel ({reason}; see README, \"mamba-ssm on CUDA\")",
+                              logging.WARNING)
+    if entry[0] != 'mamba_ssm' and choice == 'mamba_ssm' and _FORCE_PYTORCH is None:
+        raise RuntimeError(f"{SCAN_ENV}=mamba_ssm but mamba-ssm's kernel is not usable on "
+                           f'{device}: {entry[1]}')
+    return entry[0], entry[1]
+
+
+def scan_backend(device: Union[str, torch.device]) -> str:
+    """``'mamba_ssm'`` or ``'pytorch'``: the selective scan that runs on ``device`` (see
+    :func:`scan_backend_info`)."""
+    return scan_backend_info(device)[0]
+
+
+def _kernel_fn(device: torch.device) -> Optional[Callable]:
+    """mamba-ssm's ``selective_scan_fn`` when it runs on this (CUDA) device, else None."""
+    if scan_backend(device) != 'mamba_ssm':
+        return None
+    return _BACKENDS[_normalise(device)][2]
 
 
 def _scratch(slot: str, shape: Tuple[int, ...], like: Tensor) -> Tensor:
     """An uninitialised buffer of ``shape`` for ``slot``, reused by every later call on this
-    thread (grown when a larger one is asked for).
+    thread (grown when a larger one is asked for); on devices other than the CPU a fresh
+    tensor (see below).
 
     For the buffers that do not outlive one forward or backward call (the block buffers,
     and the time-major inputs of an inference call). Fresh multi-MiB CPU allocations are
@@ -100,9 +292,12 @@ def _scratch(slot: str, shape: Tuple[int, ...], like: Tensor) -> Tensor:
     the largest call (e.g. 29 MB each for MambaVision-B's level 2 at batch 16, 512x512).
     Under ``torch.jit`` tracing (mmengine's FLOP counter) buffers are fresh: a trace cannot
     write into a tensor created before it started. Inference mode has buffers of its own
-    (inference tensors cannot be written outside it).
+    (inference tensors cannot be written outside it). GPU tensors are always fresh: PyTorch's
+    caching allocator hands out freed blocks without any system call, in stream order, and
+    takes them back when the call ends, whereas a pool would hold the largest call's buffers
+    forever and be reused by calls on other streams.
     """
-    if torch.jit.is_tracing():
+    if torch.jit.is_tracing() or _device_type(like.device) != 'cpu':
         return torch.empty(shape, dtype=like.dtype, device=like.device)
     pool = getattr(_SCRATCH, 'pool', None)
     if pool is None:
@@ -171,11 +366,13 @@ def _finish(y: Tensor, u: Tensor, D: Optional[Tensor], z: Optional[Tensor]) -> T
 # --------------------------------------------------------------------------------------------
 # Blocked scan on time-major tensors: per-channel sequences (L, b, D), states (L, b, N, D).
 # --------------------------------------------------------------------------------------------
-def _block_len(length: int, width: int, chunk_size: Optional[int]) -> int:
+def _block_len(length: int, width: int, chunk_size: Optional[int],
+               device_type: str = 'cpu') -> int:
     """Steps per time block: ``chunk_size``, or (auto) as many as keep a block
-    (``T * width`` values, ``width = batch * D * N``) within ``_BLOCK_ELEMS``."""
+    (``T * width`` values, ``width = batch * D * N``) within the device's block size
+    (``_BLOCK_ELEMS`` on CPU, ``_BLOCK_ELEMS_GPU`` elsewhere)."""
     if chunk_size is None:
-        chunk_size = max(1, _BLOCK_ELEMS // max(width, 1))
+        chunk_size = max(1, _block_elems(device_type) // max(width, 1))
     elif chunk_size < 1:
         raise ValueError(f'selective_scan: chunk_size must be >= 1, got {chunk_size}')
     return min(chunk_size, max(length, 1))
@@ -274,7 +471,8 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
     * through ``a_t = exp(delta_t A)``: ``E_t = G_t a_t h_{t-1}`` (``h_{-1} = 0``) gives
       ``d delta_t += sum_n E_t A`` and ``dA += sum_{t,b} E_t delta_t``. The buffer is reused
       in place: ``E A`` is summed over N, multiplied by ``delta`` and summed over (t, b); the
-      (N, D) result is divided by A once at the end (when no A is nearly zero).
+      (N, D) result is divided by A once at the end (when no A is nearly zero; on CPU only:
+      the test needs the host, so on a GPU ``E`` is multiplied by A in a separate buffer).
 
     Args:
         gyl (Tensor): (L, b, D) gradient w.r.t. ``y`` (time-major).
@@ -293,7 +491,9 @@ def _scan_blocks_backward(gyl: Tensor, grad_last: Optional[Tensor], dl: Tensor, 
     g_du, g_delta = _scratch('g_du', (length, b, d), dl), torch.empty((length, b, d), **kw)
     grad_At = torch.zeros((1, n * d), **kw)
     ones = torch.ones((1, T * b), **kw)
-    divide = bool((At.abs() > torch.finfo(At.dtype).tiny**0.5).all())
+    # the check synchronises with the device: CPU only (where it is free)
+    divide = _device_type(dl.device) == 'cpu' and bool(
+        (At.abs() > torch.finfo(At.dtype).tiny**0.5).all())
     g_buf, a_buf = _scratch('g', (T, b, n, d), dl), _scratch('a', (T, b, n, d), dl)
     h_buf = _scratch('h', (T + 1, b, n, d), dl)  # row 0: h_{t0-1}, rows 1..k: h_t0..h_t1-1
     carry = _scratch('carry', (b, n, d), dl)  # a_{t1} G_{t1}, entering the block ending at t1
@@ -399,7 +599,7 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optio
     ``save``)."""
     b, d, length = u.shape
     n = A.shape[1]
-    T = _block_len(length, b * d * n, chunk_size)
+    T = _block_len(length, b * d * n, chunk_size, _device_type(u.device))
     dl, ut, du = _inputs(u, delta, delta_bias, delta_softplus, keep=save)
     Bl = B.permute(2, 0, 1).contiguous()  # (L, b, N)
     Cl = C.permute(2, 0, 1).contiguous()
@@ -579,8 +779,12 @@ def selective_scan_fn(u: Tensor,
                       return_last_state: bool = False) -> ScanOutput:
     """Selective scan with mamba-ssm's signature; CUDA kernel when available.
 
-    Dispatch: mamba-ssm's fused kernel when ``mamba_ssm`` imports and ``u`` is on a CUDA
-    device; :func:`selective_scan_chunked` otherwise (CPU, or GPU without mamba-ssm).
+    Dispatch: mamba-ssm's fused kernel when ``u`` is on a CUDA device and
+    :func:`scan_backend` accepts the kernel there (probed at the first call, logged once);
+    :func:`selective_scan_chunked` otherwise (CPU, or GPU without a working mamba-ssm, or
+    forced). Both compute in float32 (mamba-ssm's kernel in float32 registers; the PyTorch
+    scan with autocast disabled). mamba-ssm's kernel does not back-propagate through the
+    returned last state; the PyTorch scan does.
 
     Args:
         u (Tensor): (B, D, L).
@@ -598,8 +802,8 @@ def selective_scan_fn(u: Tensor,
         Tensor | tuple[Tensor, Tensor]: ``y`` (B, D, L) [, last state (B, D, N)]; ``y`` is
         contiguous from mamba-ssm's kernel, a view of (B, L, D) memory from the PyTorch scan.
     """
-    if u.is_cuda:
-        fn = _mamba_ssm_selective_scan()
+    if _device_type(u.device) == 'cuda':
+        fn = _kernel_fn(u.device)
         if fn is not None:
             return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus,

@@ -17,30 +17,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 
-
-class LayerNorm2d(nn.Module):
-    """Restormer's ``WithBias_LayerNorm`` on channel-first maps.
-
-    Normalises every pixel's channel vector (mean and biased variance over
-    ``C``), then applies a per-channel affine transform.
-
-    Args:
-        num_channels (int): Number of channels ``C``.
-        eps (float): Added to the variance. Defaults to 1e-5 (Restormer).
-    """
-
-    def __init__(self, num_channels: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(num_channels))
-        self.bias = nn.Parameter(torch.zeros(num_channels))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Args: x (Tensor): (B, C, H, W). Returns: Tensor: (B, C, H, W)."""
-        # (aten::var over dim 1 is ~5x slower on CPU than this)
-        x = x - x.mean(dim=1, keepdim=True)
-        x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+from ..utils.layer_norm import LayerNorm2d  # Restormer's WithBias_LayerNorm
 
 
 class GatedDConvFFN(nn.Module):
