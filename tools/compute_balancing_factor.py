@@ -28,7 +28,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
-LOAD_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations')]
+# the strict reader of training, check_dataset.py and inference: a file refused there is refused here, by name
+LOAD_PIPELINE = [dict(type='LoadOilSpillImage'), dict(type='LoadOilSpillAnnotations')]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,6 +61,7 @@ def main(argv=None) -> float:
 
     from projects.sar_oilspill.models.generators import BalancingFactorAccumulator, image_to_signed_unit
     from projects.sar_oilspill.datasets.daug import atomic_write
+    from projects.sar_oilspill.datasets.image_io import ImageReadError
     from projects.sar_oilspill.utils.cli import write_json_atomic
 
     loader_cfg = cfg.get(f'{args.split}_dataloader')
@@ -81,14 +83,17 @@ def main(argv=None) -> float:
     acc = BalancingFactorAccumulator(num_classes, fft_norm=args.fft_norm)
     print(f'balancing factor of {n} {args.split} pairs ({num_classes} classes) from {dataset.data_root}')
     bar, t0 = ProgressBar(n), time.perf_counter()
-    for img, mask, path in loader:
-        img = np.asarray(img)
-        img = img.transpose(2, 0, 1) if img.ndim == 3 else img
-        try:
-            acc.update(image_to_signed_unit(img, 255.0), np.asarray(mask))
-        except (ValueError, TypeError) as e:
-            raise SystemExit(f'{path}: {e}') from e
-        bar.update()
+    try:
+        for img, mask, path in loader:
+            img = np.asarray(img)
+            img = img.transpose(2, 0, 1) if img.ndim == 3 else img
+            try:
+                acc.update(image_to_signed_unit(img, 255.0), np.asarray(mask))
+            except (ValueError, TypeError) as e:
+                raise SystemExit(f'{path}: {e}') from e
+            bar.update()
+    except ImageReadError as e:  # from a worker, the message holds its traceback; its last line names the file
+        raise SystemExit('\n' + str(e).strip().splitlines()[-1].split('ImageReadError: ', 1)[-1]) from e
     p_img, p_mask = acc.mean_powers()
     value = acc.value()
     seconds = time.perf_counter() - t0

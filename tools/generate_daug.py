@@ -8,6 +8,8 @@ Defaults come from the config's ``generation_cfg`` (out dir, number of samples, 
 the options below override them. Each sample ``i`` gets seed ``base_seed * 1000003 + i`` and is written by process
 ``i % world_size``; a run that is interrupted continues where it stopped when started again with the same
 arguments. A grid of the first samples with their label overlays is saved to ``<out-dir>/grid.png``.
+The checkpoint must fit the config (keys and shapes; ``--allow-partial`` overrides), hold finite weights and have
+as many classes as the training set; otherwise nothing is generated.
 """
 import argparse
 import os
@@ -39,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--eta', type=float, help='DDIM eta (0 = deterministic)')
     parser.add_argument('--size', type=int, nargs='+', help='tile size H [W] (default: the U-Net sample size)')
     parser.add_argument('--grid', type=int, help='samples in <out-dir>/grid.png (0: none)')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='generate even when the checkpoint lacks weights of the model, has others or has them '
+                        'in other shapes (listed as a warning; those weights stay as initialised)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -79,7 +84,15 @@ def main(argv=None):
     cfg.resume = False
     cfg.load_from = None
     runner = Runner.from_cfg(cfg)
-    runner.load_checkpoint(args.checkpoint, map_location='cpu')
+    from projects.sar_oilspill.utils.checkpoint_compat import (CheckpointError, check_num_classes,
+                                                               validate_checkpoint_for_model)
+    try:  # unreadable, unsafe, NaN/Inf, not fitting the model (unless --allow-partial), or other classes: refused
+        check_num_classes(runner.model, cfg.generation_classes, f'the training set of {args.config}')
+        validate_checkpoint_for_model(runner.model, args.checkpoint, allow_partial=args.allow_partial,
+                                      logger=runner.logger)
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from None
+    runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=not args.allow_partial)
     from mmseg.registry import LOOPS
     loop = LOOPS.build(gen_cfg, default_args=dict(runner=runner))
     metrics = loop.run()

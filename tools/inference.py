@@ -50,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--opacity', type=float, default=0.5)
     p.add_argument('--save-probs', action='store_true')
     p.add_argument('--overwrite', action='store_true')
+    p.add_argument('--allow-partial', action='store_true',
+                   help='segment even when the checkpoint lacks weights of the model, has others or has them in '
+                   'other shapes (listed as a warning; those weights stay as initialised)')
     return p.parse_args(argv)
 
 
@@ -129,7 +132,7 @@ def main(argv=None):
     from projects.sar_oilspill.visualization.grid import overlay_palette
     try:
         model = init_segmentor(args.config, args.checkpoint, device=args.device, slide=args.slide,
-                               stride=args.stride)
+                               stride=args.stride, allow_partial=args.allow_partial)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(str(e)) from e
     meta = getattr(model, 'dataset_meta', None) or {}
@@ -186,6 +189,7 @@ def _predict(args, model, image, num_classes, probs_path):
 def _segment_all(args, files, model, classes, palette, records, log):
     """Segment every file not finished yet; append each record to ``log``. Returns the number segmented."""
     from projects.sar_oilspill.apis import class_areas
+    from projects.sar_oilspill.datasets.image_io import ImageReadError, read_image
     from projects.sar_oilspill.visualization.grid import overlay_labels
     num_classes = int(getattr(model, 'out_channels', None) or model.decode_head.out_channels)  # probability maps
     done = 0
@@ -195,9 +199,10 @@ def _segment_all(args, files, model, classes, palette, records, log):
         overlay_path = osp.join(args.out_dir, 'overlays', name + '.png')
         if not args.overwrite and osp.isfile(mask_path) and osp.isfile(overlay_path) and name in records:
             continue
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f'{path}: not a readable image (expected {", ".join(IMAGE_EXTS)})')
+        try:  # the strict reader of training and check_dataset.py: a truncated file is refused, not padded grey
+            image = read_image(path, 'color')
+        except ImageReadError as e:
+            raise SystemExit(f'{e} (images: {", ".join(IMAGE_EXTS)})') from e
         label = _predict(args, model, image, num_classes, osp.join(args.out_dir, 'probs', name + '.npy'))
         _write(mask_path, lambda p: _imwrite(p, label.astype(np.uint8)))
         over = overlay_labels(image[..., ::-1], label, palette, alpha=args.opacity)

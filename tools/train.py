@@ -21,7 +21,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
-from projects.sar_oilspill.utils.cli import add_common_args, load_config  # noqa: E402
+from projects.sar_oilspill.utils.cli import add_common_args, check_sync_bn, load_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,6 +30,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', action='store_true', default=False,
                         help='resume from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', default=False, help='automatic mixed precision (GPU)')
+    parser.add_argument('--sync-bn', action='store_const', const='torch', default=None,
+                        help='multi-GPU runs: synchronise BatchNorm statistics over all processes '
+                             "(torch.nn.SyncBatchNorm, mmengine's sync_bn='torch'; GPUs only)")
     add_common_args(parser)
     return parser.parse_args()
 
@@ -46,6 +49,9 @@ def main() -> None:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.sync_bn:
+        cfg.sync_bn = args.sync_bn
+    check_sync_bn(cfg)
     cfg.resume = args.resume
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

@@ -5,4 +5,5 @@ train_dataloader = dict(
         _delete_=True,
         type='DAKDDataset',
         real={{_base_.train_dataloader.dataset}},
-        synthetic=dict(data_root='data/daug/sos_alos', label_mode='soft', max_samples=None, mosaic=False)))
+        synthetic=dict(data_root='data/daug/sos_alos', label_mode='soft', max_samples=None, mosaic=False,
+                       tile_uses_per_epoch=1.0)))

@@ -4,9 +4,11 @@
 #   python tools/train.py configs/dakd/saross_sos_alos_tiny_cpu.py \
 #       --cfg-options train_dataloader.dataset.real.data_root=../shared/data/sos_mini
 _base_ = '../saross/sos_alos_tiny_cpu.py'
+# tile_uses_per_epoch=4: one mosaic per tile (as before): the tiny D_aug weighs as much as the real crops.
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='DAKDDataset',
         real={{_base_.train_dataloader.dataset}},
-        synthetic=dict(data_root='data/daug/sos_alos_tiny_cpu', label_mode='soft', max_samples=None, mosaic=True)))
+        synthetic=dict(data_root='data/daug/sos_alos_tiny_cpu', label_mode='soft', max_samples=None, mosaic=True,
+                       tile_uses_per_epoch=4.0)))

@@ -12,7 +12,7 @@ test_evaluator = None
 model = dict(balancing_factor=0.528, num_classes=5)
 crop_size = (256, 256)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
@@ -21,5 +21,9 @@ train_pipeline = [
 ]
 train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True),
                         dataset=dict(pipeline=train_pipeline))
+# Every process draws its own diffusion timesteps and noise (and augmentations): the seed is seed + rank, so N GPUs
+# train on N different draws instead of repeating one. The samplers still share one seed (disjoint shards) and
+# generation (tools/generate_daug.py) seeds each sample itself, so D_aug does not depend on the process count.
+randomness = dict(seed=0, diff_rank_seed=True)
 train_cfg = dict(stage_iters=(50000, 250000, 100000))
 generation_cfg = dict(out_dir='data/daug/osd', num_samples=4480)

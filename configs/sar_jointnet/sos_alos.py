@@ -12,5 +12,9 @@ test_dataloader = None
 test_evaluator = None
 train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True))
 model = dict(balancing_factor=0.447, num_classes=2)
+# Every process draws its own diffusion timesteps and noise (and augmentations): the seed is seed + rank, so N GPUs
+# train on N different draws instead of repeating one. The samplers still share one seed (disjoint shards) and
+# generation (tools/generate_daug.py) seeds each sample itself, so D_aug does not depend on the process count.
+randomness = dict(seed=0, diff_rank_seed=True)
 train_cfg = dict(stage_iters=(50000, 150000, 50000))
 generation_cfg = dict(out_dir='data/daug/sos_alos', num_samples=12404)

@@ -10,7 +10,7 @@ model = dict(
               norm_num_groups=8, attention_head_dim=8),
     test_cfg=dict(num_inference_steps=20))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='RandomCrop', crop_size=(64, 64)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),

@@ -18,7 +18,7 @@ model = dict(
               norm_num_groups=8, attention_head_dim=8),
     test_cfg=dict(num_inference_steps=20))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='RandomCrop', crop_size=(64, 64)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
@@ -27,6 +27,10 @@ train_pipeline = [
 train_dataloader = dict(batch_size=8, num_workers=2, sampler=dict(type='InfiniteSampler', shuffle=True),
                         dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# Every process draws its own diffusion timesteps and noise (and augmentations): the seed is seed + rank, so N GPUs
+# train on N different draws instead of repeating one. The samplers still share one seed (disjoint shards) and
+# generation (tools/generate_daug.py) seeds each sample itself, so D_aug does not depend on the process count.
+randomness = dict(seed=0, diff_rank_seed=True)
 train_cfg = dict(stage_iters=(100, 100, 100))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100, max_keep_ckpts=1))
 generation_cfg = dict(out_dir='data/daug/synthetic_tiny_cpu', num_samples=64, batch_size=16,

@@ -2,7 +2,7 @@
 # scenes): the real-data-only reference of the DAKD demo (configs/dakd/saross_synthetic_tiny.py), same pipeline.
 _base_ = './synthetic_tiny.py'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='RandomCrop', crop_size=(128, 128)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),

@@ -137,7 +137,8 @@ def test_dakd_dataset_combines_real_hard_and_synthetic_soft(synthetic_osd, tmp_p
                 pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations'),
                           dict(type='PackSegInputs')])
     ds = DATASETS.build(dict(type='DAKDDataset', real=real,
-                             synthetic=dict(data_root=str(root), mosaic=True, max_samples=3)))
+                             synthetic=dict(data_root=str(root), mosaic=True, max_samples=3,
+                                            tile_uses_per_epoch=4.0)))  # one mosaic per tile
     assert len(ds) == 12 + 3
     real_sample, syn_sample = ds[0]['data_samples'], ds[12]['data_samples']
     assert 'gt_soft_logits' not in real_sample and real_sample.gt_sem_seg.data.max() < 5

@@ -24,7 +24,10 @@ DAKD_CFG = 'configs/dakd/saross_sos_alos_tiny_cpu.py'
 
 
 def _env(**extra):
-    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1', PYTHON=sys.executable, **extra)
+    # CPU runs also on a GPU host (CUDA_VISIBLE_DEVICES=''): the 2-process runs use gloo instead of NCCL, whose rank 1
+    # would need a second GPU, and the 1- and 2-process generations being compared run on the same device
+    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1', PYTHON=sys.executable,
+                CUDA_VISIBLE_DEVICES='', **extra)
 
 
 def _run(cmd, ok=True, **extra_env):

@@ -3,6 +3,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from projects.sar_oilspill.engine.time_budget_hook import TrainTimeBudgetHook
 
@@ -15,8 +16,11 @@ class _Runner:
         self.message_hub = SimpleNamespace(update_info=lambda k, v: setattr(self, 'spent', v))
         self.logger = SimpleNamespace(info=lambda msg: None)
         self.saved = []
+        self.model = torch.nn.Linear(2, 2)
 
     def save_checkpoint(self, out_dir, name, **kw):
+        # the hook writes through a temporary name, renamed once complete (AtomicCheckpointHook's helper)
+        torch.save(dict(meta=kw.pop('meta')), osp.join(out_dir, name))
         self.saved.append((out_dir, name, kw))
 
 
@@ -32,8 +36,11 @@ def test_stops_after_budget_and_writes_checkpoint(tmp_path):
     assert 3 <= iters <= 4  # 0.02 s per iteration, 0.05 s budget
     assert runner.spent >= 0.05
     hook.after_train(runner)
-    assert runner.saved == [(str(tmp_path), f'iter_{iters}.pth', dict(save_optimizer=False,
-                                                                       save_param_scheduler=False, by_epoch=False))]
+    ((out_dir, tmp_name, kw), ) = runner.saved
+    assert out_dir == str(tmp_path) and tmp_name.startswith(f'iter_{iters}.pth.tmp-')
+    assert kw == dict(save_optimizer=False, save_param_scheduler=False, by_epoch=False)
+    assert 'rng_states' in torch.load(osp.join(tmp_path, f'iter_{iters}.pth'), weights_only=False)['meta']
+    assert not osp.exists(osp.join(tmp_path, tmp_name))
     assert open(osp.join(tmp_path, 'last_checkpoint')).read() == osp.join(str(tmp_path), f'iter_{iters}.pth')
 
 

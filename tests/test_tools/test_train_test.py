@@ -55,8 +55,9 @@ def test_missing_data_root_fails_clearly(tmp_path):
 @pytest.mark.timeout(900)
 def test_distributed_training_two_cpu_processes(synthetic_osd, tmp_path):
     wd = str(tmp_path / 'dist')
+    # CPU processes (gloo) also on a GPU host: with a GPU visible the tools pick NCCL and rank 1 would need a 2nd GPU
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000), OMP_NUM_THREADS='1',
-               PYTHONWARNINGS='ignore')
+               PYTHONWARNINGS='ignore', CUDA_VISIBLE_DEVICES='')
     r = subprocess.run(['bash', 'tools/dist_train.sh', 'configs/baselines/segformer_b0_synthetic.py', '2',
                         '--work-dir', wd, *_opts(synthetic_osd, iters=2, batch=1)],
                        capture_output=True, text=True, cwd=ROOT, env=env)

@@ -49,7 +49,8 @@ def main() -> None:
                     f"optimizer=dict(type='AdamW', lr={a.lr}, weight_decay=0.01))\n"
                     "param_scheduler = []\n"
                     "default_hooks = dict(checkpoint=dict(interval=10**7))\n"
-                    f"custom_hooks = [dict(type='TrainTimeBudgetHook', budget_s={a.budget})]\n")
+                    f"custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='TrainTimeBudgetHook', "
+                    f"budget_s={a.budget})]\n")
         train_opts = common
         subprocess.run([sys.executable, 'tools/train.py', budget_cfg, '--work-dir', wd, '--cfg-options', *train_opts],
                        check=True, cwd=ROOT)

@@ -1,7 +1,9 @@
 """Check a SAR oil-spill dataset before training; exit status 1 when anything is wrong.
 
-Reports images without masks (and masks without images), unreadable files, wrong sizes, label values or colours
-the format does not allow, and the pixel frequency of each class.
+Reports an empty image folder, images without masks (and masks without images), unreadable files (empty, truncated
+or undecodable: the same reader as training, tools/compute_balancing_factor.py and tools/inference.py, so the
+same files are refused), wrong sizes, label values or colours the format does not allow, and the pixel frequency
+of each class. SOS masks saved as 0/1 (0 % oil) are warned about without failing the check.
 
 Examples:
     python tools/dataset_tools/check_dataset.py --config configs/saross/sos_alos.py --split train
@@ -69,6 +71,8 @@ def main() -> int:
     print(f'{ds_cfg["type"]} at {root}: {rep["num_pairs"]} images')
     for cls, frac in rep['class_frequency'].items():
         print(f'  {cls:<14} {100 * frac:6.2f} % of pixels ({rep["class_pixels"][cls]})')
+    for msg in rep.get('warnings', []):
+        print(f'WARNING: {msg}')
     for msg in rep['problems']:
         print(f'PROBLEM: {msg}')
     if rep['num_problems'] > len(rep['problems']):

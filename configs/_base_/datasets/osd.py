@@ -5,7 +5,7 @@ dataset_type = 'OSDDataset'
 data_root = 'data/osd'
 crop_size = (512, 512)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
@@ -13,7 +13,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='PackSegInputs'),
 ]

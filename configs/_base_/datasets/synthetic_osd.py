@@ -4,7 +4,7 @@ _base_ = './osd.py'
 data_root = 'data/synthetic_osd'
 crop_size = (256, 256)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(type='LoadOilSpillAnnotations'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),

@@ -2,7 +2,7 @@
 # each way (SAR scenes have no preferred orientation); SegTTAModel averages the three softmax maps after flipping them
 # back.
 tta_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadOilSpillImage'),
     dict(
         type='TestTimeAug',
         transforms=[[

@@ -1,11 +1,12 @@
 # SAROSS-Net (paper Sec. 3.3): MambaVision-B encoder, UNet++ skip grid of CAFT blocks, conv decoder.
-# Loss (Eq. 10): CE on hard labels + KD on soft labels (D_aug) + soft Dice. The paper's lambda and T values were
-# lost from its text: lambda_kd = 1, lambda_dice = 1, T = 2 are this project's choice.
+# Loss (Eq. 10): CE on hard labels + KD on soft labels (D_aug) + generalised Dice, from ./dakd_losses.py (the paper's
+# lambda and T values were lost from its text: lambda_kd = 1, lambda_dice = 1, T = 2 are this project's choice).
 # ImageNet weights of NVlabs (mambavision_base_1k.pth.tar) are not downloaded; to start from them:
 #   --cfg-options model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=PATH
+_base_ = './dakd_losses.py'
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    type='SoftLabelSegDataPreProcessor',  # mmseg's SegDataPreProcessor that also pads the soft labels
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
@@ -27,10 +28,6 @@ model = dict(
         dropout_ratio=0.1,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=[
-            dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
-            dict(type='KDLoss', temperature=2.0, loss_weight=1.0),
-            dict(type='SoftDiceLoss', loss_weight=1.0),
-        ]),
+        loss_decode={{_base_.dakd_loss_decode}}),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

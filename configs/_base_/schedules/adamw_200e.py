@@ -15,7 +15,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=10, max_keep_ckpts=3, save_best='mIoU',
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=True, interval=10, max_keep_ckpts=3, save_best='mIoU',
                     rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))

@@ -14,7 +14,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3, save_last=True),
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'))  # no SegVisualizationHook: nothing is segmented
 # tools/generate_daug.py defaults (every key can be overridden on its command line).
 generation_cfg = dict(type='JointNetGenerationLoop', out_dir=None, num_samples=1000, batch_size=16, base_seed=0,

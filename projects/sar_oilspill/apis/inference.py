@@ -8,7 +8,8 @@ _LABEL_LOADERS = ('Annotations', 'SoftLabels')
 
 
 def init_segmentor(config: Union[str, 'Config'], checkpoint: str, device: str = 'cpu',  # noqa: F821
-                   slide: Optional[Sequence[int]] = None, stride: Optional[Sequence[int]] = None):
+                   slide: Optional[Sequence[int]] = None, stride: Optional[Sequence[int]] = None,
+                   allow_partial: bool = False):
     """Build a segmentor from a config and checkpoint for inference (``mmseg.apis.init_model``).
 
     Label loaders (``LoadAnnotations``, ``LoadOilSpillAnnotations``, ``LoadSoftLabels``) are removed from the test
@@ -16,9 +17,14 @@ def init_segmentor(config: Union[str, 'Config'], checkpoint: str, device: str = 
     size (``stride`` default: 2/3 of the window): the network's activations are those of one window, but the
     scene's class scores (K x H x W floats) are still held; for whole satellite scenes see :func:`predict_tiled`.
 
+    The checkpoint is read weights-only and must fit the model: every weight present with its shape and no other
+    (``allow_partial=True`` only warns, listing the keys), no NaN/Inf, and the head's ``num_classes`` equal to the
+    number of classes in the checkpoint's ``dataset_meta`` (or, without one, the config's test set).
+
     Raises:
         FileNotFoundError: config or checkpoint missing.
         ValueError: the config has no test pipeline, or bad window sizes.
+        CheckpointError (a ValueError): the checkpoint is unreadable, unsafe, non-finite or does not fit.
     """
     import projects.sar_oilspill  # noqa: F401  (registers the plugin)
     from mmengine.config import Config
@@ -41,7 +47,23 @@ def init_segmentor(config: Union[str, 'Config'], checkpoint: str, device: str = 
         if len(crop) != 2 or len(step) != 2 or min(crop + step) < 1:
             raise ValueError(f'slide window {slide} / stride {stride}: expected two positive sizes each')
         cfg.model.test_cfg = dict(mode='slide', crop_size=crop, stride=step)
-    return init_model(cfg, checkpoint, device=device)
+    from ..utils.checkpoint_compat import check_num_classes, dataset_classes_from_cfg, load_model_checkpoint
+    model = init_model(cfg, None, device='cpu')
+    ckpt = load_model_checkpoint(model, checkpoint, allow_partial=allow_partial)
+    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    if isinstance(meta.get('dataset_meta'), dict):
+        model.dataset_meta = dict(meta['dataset_meta'])
+    elif meta.get('CLASSES'):  # mmseg 0.x
+        model.dataset_meta = dict(classes=meta['CLASSES'], palette=meta.get('PALETTE'))
+    classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
+    if classes:
+        check_num_classes(model, classes, f'the dataset_meta of checkpoint {checkpoint!r}')
+    else:
+        test_set = (cfg.get('test_dataloader') or {}).get('dataset')
+        check_num_classes(model, dataset_classes_from_cfg(test_set), f'the test set of {cfg.filename}')
+    model.to(device)
+    model.eval()
+    return model
 
 
 def predict_image(model, image: np.ndarray, probs: bool = False) -> Dict[str, np.ndarray]:

@@ -2,8 +2,10 @@
 import os.path as osp
 from typing import List
 
+import cv2
 from mmseg.datasets import BaseSegDataset
 
+from .image_io import ImageReadError
 from .label_codecs import LABEL_FORMATS
 
 
@@ -47,10 +49,11 @@ class OilSpillBaseDataset(BaseSegDataset):
         if self.check_files and not self.ann_file:
             self._check_dirs()
         data_list = super().load_data_list()
-        if self.check_files and not data_list:
+        if not data_list:  # also with check_files=False: an empty set cannot be built (nor trained or checked)
             raise FileNotFoundError(
                 f'{type(self).__name__}: no images ending in {self.img_suffix!r} under '
-                f'{self.data_prefix.get("img_path")!r}')
+                f'{self.data_prefix.get("img_path")!r}' + (f' (annotation file {self.ann_file!r})'
+                                                           if self.ann_file else ''))
         missing = [d['seg_map_path'] for d in data_list
                    if d.get('seg_map_path') is not None and not osp.isfile(d['seg_map_path'])]
         if self.check_files and missing:
@@ -66,15 +69,17 @@ class OilSpillBaseDataset(BaseSegDataset):
     def prepare_data(self, idx: int):
         """Run the pipeline on sample ``idx``; an image that cannot be decoded is an OSError naming the file.
 
-        mmcv's ``LoadImageFromFile`` only asserts on an undecodable image (and the assert vanishes under
-        ``python -O``); the error here says which file and what was expected.
+        The project's configs load images with :class:`LoadOilSpillImage`, which raises
+        :class:`ImageReadError` naming the file itself. mmcv's ``LoadImageFromFile`` (still accepted) only asserts
+        on an undecodable image (the assert vanishes under ``python -O``) and raises a bare ``cv2.error`` on an
+        empty file; both become the same error here, saying which file and what was expected.
         """
         try:
             return super().prepare_data(idx)
-        except AssertionError as e:
-            if not str(e).startswith('failed to load image'):
+        except (AssertionError, cv2.error) as e:
+            if isinstance(e, AssertionError) and not str(e).startswith('failed to load image'):
                 raise
             path = self.get_data_info(idx).get('img_path')
-            raise OSError(f'{type(self).__name__}: {path}: unreadable image (empty, truncated or not an image '
-                          f'file); expected an {self.img_suffix} image readable by OpenCV. '
-                          'tools/dataset_tools/check_dataset.py lists every such file.') from e
+            raise ImageReadError(f'{type(self).__name__}: {path}: unreadable image (empty, truncated or not an '
+                                 f'image file); expected an {self.img_suffix} image readable by OpenCV. '
+                                 'tools/dataset_tools/check_dataset.py lists every such file.') from e

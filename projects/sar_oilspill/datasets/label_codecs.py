@@ -123,3 +123,16 @@ def decode_label(mask: np.ndarray, label_format: str, path: str = '<array>', *, 
 def class_histogram(label: np.ndarray, num_classes: int) -> np.ndarray:
     """Pixel count per class (values >= num_classes are not counted)."""
     return np.bincount(label.ravel(), minlength=256)[:num_classes].astype(np.int64)
+
+
+def binary_01_message(mask: np.ndarray, threshold: int, path: str = '<array>') -> Optional[str]:
+    """A warning text when a ``threshold``-format mask looks saved as 0/1 instead of 0/255, else None.
+
+    Such a mask (maximum value 1, below ``threshold``) decodes as all background: an SOS set saved this way would
+    train on 0 % oil without an error. ``threshold=1`` reads it correctly.
+    """
+    if threshold > 1 and mask.size and int(mask.max()) == 1:
+        return (f'{path}: binary mask with maximum value 1, but oil is expected as 255 (threshold {threshold}), so '
+                'every pixel reads as background. If the masks are stored as 0/1, set the dataset\'s threshold=1 '
+                '(or save them as 0/255)')
+    return None

@@ -24,8 +24,9 @@ from .jointnet_train_loop import unwrap_jointnet
 SEED_STRIDE = 1_000_003
 
 #: Manifest entries that must agree before new samples are added to an existing D_aug folder.
+#: The checkpoint is compared separately, by content (SHA-256), not by path.
 _COMPAT_KEYS = ('classes', 'num_classes', 'balancing_factor', 'base_seed', 'num_inference_steps', 'eta',
-                'timestep_spacing', 'size', 'checkpoint', 'checkpoint_sha256', 'name_prefix')
+                'timestep_spacing', 'size', 'name_prefix')
 
 
 def file_sha256(path: str, chunk: int = 1 << 22) -> str:
@@ -61,8 +62,9 @@ class JointNetGenerationLoop(BaseLoop):
     * Sharding: process ``r`` of ``W`` generates the indices ``i % W == r``; no two processes write the same file.
     * Resume: samples whose two files exist are skipped (each file is written to a temporary name and renamed,
       so an interrupted run leaves no half pair). Adding samples to an existing folder is allowed only when the
-      manifest's settings (checkpoint path and SHA-256, seeds, sampler, size, classes, ``b``) match; otherwise it
-      is an error.
+      manifest's settings (checkpoint content by SHA-256, seeds, sampler, size, classes, ``b``) match; otherwise
+      it is an error. A smaller ``num_samples`` than the folder holds gives a manifest listing the first
+      ``num_samples``, and :class:`DAugDataset` reads exactly those (the other files stay, unused).
     * ``manifest.json`` is written by rank 0 before generation (``complete: false``) and rewritten with
       ``complete: true`` and the sample list when every sample exists.
     * Throughput (samples/s, per process and overall) is logged and returned.
@@ -78,7 +80,8 @@ class JointNetGenerationLoop(BaseLoop):
         eta (float, optional): DDIM eta (default the model's ``test_cfg``, 0).
         size (int | tuple, optional): Tile size ``(H, W)``; default the U-Net ``sample_size``.
         name_prefix (str): Prefix of the sample names.
-        checkpoint (str, optional): Recorded in the manifest (and compared on resume).
+        checkpoint (str, optional): Recorded in the manifest with its SHA-256 (the SHA-256 is compared on
+            resume, so the same file at another path is accepted).
         grid (int): When > 0, rank 0 saves the first ``grid`` samples with label overlays to
             ``<out_dir>/grid.png`` at the end.
         dataloader: Unused (the loop needs no data); accepted so the loop can be built as a runner loop.
@@ -162,6 +165,16 @@ class JointNetGenerationLoop(BaseLoop):
             raise ValueError(f'{path}: format {old.get("format")!r}, expected {DAUG_FORMAT!r}; use another out_dir')
         diff = [f'{k}: existing {old.get(k)!r}, now {settings.get(k)!r}' for k in _COMPAT_KEYS
                 if json.loads(json.dumps(old.get(k))) != json.loads(json.dumps(settings.get(k)))]
+        # the same checkpoint bytes at another path (copied, moved, another mount) are the same model; a
+        # re-trained file at the same path is not. Paths are compared only when neither side has a SHA-256.
+        old_sha, new_sha = old.get('checkpoint_sha256'), settings.get('checkpoint_sha256')
+        if old_sha or new_sha:
+            same_checkpoint = old_sha == new_sha
+        else:
+            same_checkpoint = old.get('checkpoint') == settings.get('checkpoint')
+        if not same_checkpoint:
+            diff.append(f'checkpoint: existing {old.get("checkpoint")!r} (SHA-256 {old_sha}), now '
+                        f'{settings.get("checkpoint")!r} (SHA-256 {new_sha})')
         if diff:
             raise ValueError(f'{self.out_dir} already holds samples generated with other settings '
                              f'({"; ".join(diff)}); choose another out_dir or the same settings to resume')
@@ -238,6 +251,12 @@ class JointNetGenerationLoop(BaseLoop):
                                f'{self.sample_name(missing[0])}); run again to resume')
         if rank == 0:
             self._write_manifest(settings, complete=True)
+            extra = self._unlisted_samples()
+            if extra:
+                self.runner.logger.warning(
+                    f'JointNetGenerationLoop: {self.out_dir} holds {len(extra)} more samples than num_samples='
+                    f'{self.num_samples} (e.g. {extra[0]}, from an earlier run); the manifest lists, and '
+                    f'DAugDataset reads, only the first {self.num_samples}')
             if self.grid > 0:
                 self._save_grid(settings)
             self.runner.logger.info(f'JointNetGenerationLoop: {self.num_samples} samples complete in {self.out_dir} '
@@ -245,13 +264,24 @@ class JointNetGenerationLoop(BaseLoop):
         barrier()
         return metrics
 
+    def _unlisted_samples(self) -> List[str]:
+        """Sample names in ``images/`` of this prefix with an index >= ``num_samples`` (not in the manifest)."""
+        img_dir, prefix = osp.join(self.out_dir, 'images'), self.name_prefix
+        out = []
+        for f in sorted(os.listdir(img_dir)) if osp.isdir(img_dir) else []:
+            stem = f[:-4]
+            if f.endswith('.png') and stem.startswith(prefix) and stem[len(prefix):].isdigit() \
+                    and int(stem[len(prefix):]) >= self.num_samples:
+                out.append(stem)
+        return out
+
     def _save_grid(self, settings: Dict) -> None:
-        import cv2
+        from ..datasets.image_io import read_image
         n = min(self.grid, self.num_samples)
         images, labels = [], []
         for i in range(n):
             name = self.sample_name(i)
-            img = cv2.imread(osp.join(self.out_dir, 'images', name + '.png'), cv2.IMREAD_GRAYSCALE)
+            img = read_image(osp.join(self.out_dir, 'images', name + '.png'), 'grayscale')
             lg = np.load(osp.join(self.out_dir, 'logits', name + '.npy'))
             images.append(img)
             labels.append(lg.astype(np.float32).argmax(0))

@@ -5,6 +5,8 @@ import copy
 
 from typing import Dict, List, Optional, Sequence, Union
 
+import torch
+from mmengine.dist import all_gather
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 from mmseg.registry import LOOPS
@@ -113,16 +115,19 @@ class JointNetTrainLoop(IterBasedTrainLoop):
         self.runner.logger.info('JointNetTrainLoop: model wrapped again for the new stage\'s parameters')
 
     def _check_replicas_agree(self, when: str) -> None:
-        """Under DDP, check that every process holds the same weights (a checksum per process, gathered)."""
+        """Under DDP, check that every process holds the same weights (a checksum per process, gathered).
+
+        The checksums are gathered with :func:`mmengine.dist.all_gather`, which moves them to the process group's
+        communication device (CUDA under NCCL, CPU under gloo) and back; ``torch.distributed.all_gather`` on CPU
+        tensors fails under NCCL ("No backend type associated with device type cpu").
+        """
         if not isinstance(self.runner.model, DistributedDataParallel):
             return
-        import torch
-        import torch.distributed as dist
         with torch.no_grad():
-            local = torch.stack([sum(p.double().sum() for p in self.joint_model.parameters()),
-                                 sum(p.double().abs().sum() for p in self.joint_model.parameters())]).cpu()
-        gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, local)
+            params = list(self.joint_model.parameters())
+            local = torch.stack([sum(p.double().sum() for p in params),
+                                 sum(p.double().abs().sum() for p in params)])
+        gathered = [g.cpu() for g in all_gather(local)]
         ref = gathered[0]
         if any(not torch.allclose(g, ref, rtol=1e-9, atol=0) for g in gathered[1:]):
             raise RuntimeError(f'JointNetTrainLoop: model weights differ between processes {when} '

@@ -1,9 +1,11 @@
 """Stop training after a wall-clock budget (fair CPU comparisons of models of different speed)."""
-import os.path as osp
 import time
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
+
+from .checkpoint_hook import save_checkpoint_atomic, write_last_checkpoint
 
 
 @HOOKS.register_module()
@@ -13,7 +15,8 @@ class TrainTimeBudgetHook(Hook):
     The clock starts at the first training iteration (model building and data loading set-up are not counted)
     and validation time is excluded. When the budget is spent the loop stops after the current iteration, a
     checkpoint ``iter_<n>.pth`` is written and ``last_checkpoint`` points to it, so ``tools/test.py`` can evaluate
-    what was learnt in the budget.
+    what was learnt in the budget. Both are written atomically (temporary file, fsync, rename; see
+    :mod:`.checkpoint_hook`), and a model state with NaN/inf is refused.
 
     Args:
         budget_s: Training time budget in seconds.
@@ -42,7 +45,7 @@ class TrainTimeBudgetHook(Hook):
     def after_train(self, runner) -> None:
         if runner.train_loop.stop_training:
             name = f'iter_{runner.iter}.pth'
-            runner.save_checkpoint(runner.work_dir, name, save_optimizer=False, save_param_scheduler=False,
-                                   by_epoch=False)
-            with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
-                f.write(osp.join(runner.work_dir, name))
+            path = save_checkpoint_atomic(runner, runner.work_dir, name, save_optimizer=False,
+                                          save_param_scheduler=False, by_epoch=False)
+            if is_main_process():
+                write_last_checkpoint(runner.work_dir, path)

@@ -508,11 +508,13 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 
 
 def read_image(path: str) -> np.ndarray:
-    """Read an 8-bit tile: (H, W) grey, or (H, W, 3) RGB when the three channels differ (alpha is dropped)."""
-    import cv2
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise OSError(f'{path}: unreadable image')
+    """Read an 8-bit tile: (H, W) grey, or (H, W, 3) RGB when the three channels differ (alpha is dropped).
+
+    Decoded by the project's strict reader (:func:`..datasets.image_io.read_image`): an empty, truncated or
+    undecodable file is an ``ImageReadError`` (an ``OSError``) naming it.
+    """
+    from ..datasets.image_io import read_image as _read_strict
+    img = _read_strict(path, 'unchanged')
     if img.dtype != np.uint8:
         raise ValueError(f'{path}: {img.dtype} image; the generation measures expect 8-bit tiles')
     if img.ndim == 3:

@@ -56,6 +56,23 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def check_sync_bn(cfg: Config) -> None:
+    """Refuse ``sync_bn`` (``--sync-bn``) for a distributed training run without GPUs, before the Runner is built.
+
+    mmengine converts every BatchNorm to ``torch.nn.SyncBatchNorm`` when ``cfg.sync_bn`` is set and the run is
+    distributed (a single-process run reverts SyncBN to BN and ignores the key); SyncBatchNorm synchronises CUDA
+    tensors only and raises at the first training step on CPU (gloo).
+    """
+    sync_bn = cfg.get('sync_bn')
+    if sync_bn is None or cfg.get('launcher', 'none') == 'none':
+        return
+    import torch
+    if not torch.cuda.is_available():
+        raise SystemExit(f'sync_bn={sync_bn!r} (--sync-bn): SyncBatchNorm needs GPUs, and none is visible to this '
+                         'distributed CPU run (gloo); leave it out on CPU (--cfg-options sync_bn=None), every '
+                         'process then normalises with the statistics of its own batch')
+
+
 def write_json_atomic(obj: Dict, path: str) -> str:
     """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (never half-written)."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)

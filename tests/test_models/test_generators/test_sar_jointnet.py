@@ -402,7 +402,7 @@ def test_runner_train_and_resume_restores_stage(tmp_path):
                                   batch_size=2, collate_fn=dict(type='pseudo_collate'), num_workers=0),
             train_cfg=dict(by_epoch=False, max_iters=max_iters),
             optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-4)),
-            default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
+            default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=2, by_epoch=False)),
             resume=resume, default_scope='mmseg', log_level='WARNING',
             experiment_name=f'sar_jointnet_test_{max_iters}')
 

@@ -1,6 +1,8 @@
 from .formatting import PackSegInputsWithSoftLabels
-from .loading import LoadOilSpillAnnotations
+from .geometric import CenterCropSegFields, PadSegFields
+from .loading import LoadOilSpillAnnotations, LoadOilSpillImage
 from .mosaic import SoftLabelMosaic
 from .soft_labels import LoadSoftLabels
 
-__all__ = ['LoadOilSpillAnnotations', 'LoadSoftLabels', 'PackSegInputsWithSoftLabels', 'SoftLabelMosaic']
+__all__ = ['CenterCropSegFields', 'LoadOilSpillAnnotations', 'LoadOilSpillImage', 'LoadSoftLabels',
+           'PackSegInputsWithSoftLabels', 'PadSegFields', 'SoftLabelMosaic']

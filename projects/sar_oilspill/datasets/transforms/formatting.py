@@ -12,21 +12,31 @@ from mmseg.registry import TRANSFORMS
 class PackSegInputsWithSoftLabels(PackSegInputs):
     """mmseg's PackSegInputs that also packs ``gt_soft_logits``.
 
-    ``results['gt_soft_logits']`` is an (H, W, K) float array of teacher logits (the D_aug soft labels) that went
-    through the same geometric transforms as the image. It is packed as ``data_sample.gt_soft_logits`` with data
-    (K, H, W) float32. Samples without soft labels are packed exactly as by PackSegInputs.
+    ``results['gt_soft_logits']`` is an (H, W, K + 1) float array (see ``LoadSoftLabels``): the K teacher logits
+    (the D_aug soft labels) and a validity channel (1.0 = the pixel carries a soft label), moved by the same
+    geometric transforms as the image. It is packed as ``data_sample.gt_soft_logits``, a PixelData with ``data``
+    (K, H, W) float32 and ``valid`` (1, H, W) bool. Samples without soft labels are packed exactly as by
+    PackSegInputs.
     """
 
     def transform(self, results: Dict) -> Dict:
         packed = super().transform(results)
         if 'gt_soft_logits' in results:
-            logits = np.asarray(results['gt_soft_logits'], dtype=np.float32)
-            if logits.ndim != 3:
-                raise ValueError(f'gt_soft_logits of {results.get("img_path")}: expected (H, W, K), got '
-                                 f'{logits.shape}')
-            if logits.shape[:2] != results['img'].shape[:2]:
-                raise ValueError(f'gt_soft_logits of {results.get("img_path")}: size {logits.shape[:2]} differs '
-                                 f'from the image {results["img"].shape[:2]} after the pipeline')
-            tensor = to_tensor(np.ascontiguousarray(logits.transpose(2, 0, 1))).float()
-            packed['data_samples'].set_data(dict(gt_soft_logits=PixelData(data=tensor)))
+            where = results.get('img_path')
+            soft = np.asarray(results['gt_soft_logits'], dtype=np.float32)
+            if soft.ndim != 3 or soft.shape[2] < 2:
+                raise ValueError(f'gt_soft_logits of {where}: expected (H, W, K + 1) (K logits and the validity '
+                                 f'channel, see LoadSoftLabels), got {soft.shape}')
+            if soft.shape[:2] != results['img'].shape[:2]:
+                raise ValueError(
+                    f'gt_soft_logits of {where}: size {soft.shape[:2]} differs from the image '
+                    f'{results["img"].shape[:2]} after the pipeline; a transform moved the image but not the seg '
+                    'fields (mmcv\'s Pad and CenterCrop move gt_seg_map only: use PadSegFields / '
+                    'CenterCropSegFields)')
+            chw = soft.transpose(2, 0, 1)
+            valid = chw[-1:] == 1.0
+            # unlabelled pixels hold fill values (255, 0): set them to 0, they are masked anyway
+            logits = to_tensor(np.ascontiguousarray(np.where(valid, chw[:-1], 0.0))).float()
+            valid = to_tensor(np.ascontiguousarray(valid))
+            packed['data_samples'].set_data(dict(gt_soft_logits=PixelData(data=logits, valid=valid)))
         return packed

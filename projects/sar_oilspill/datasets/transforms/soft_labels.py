@@ -10,10 +10,17 @@ from mmseg.registry import TRANSFORMS
 class LoadSoftLabels(BaseTransform):
     """Load ``results['soft_logits_path']`` ((K, H, W) ``.npy`` teacher logits) for DAKD training.
 
-    ``label_mode='soft'`` (the paper's DAKD): ``gt_soft_logits`` (H, W, K) float32 is added for the KD loss and
+    ``label_mode='soft'`` (the paper's DAKD): ``gt_soft_logits`` is added for the KD and Dice losses and
     ``gt_seg_map`` is all 255 (no hard label, CE ignores the sample). ``label_mode='hard'`` (Table 7's "HL"
     ablation): ``gt_seg_map = argmax`` of the logits and no soft labels. Both are added to ``seg_fields`` so every
     geometric transform moves them with the image.
+
+    Layout of ``results['gt_soft_logits']``: (H, W, K + 1) float32, channels last like an image (the layout mmcv's
+    and mmseg's transforms handle): the K teacher logits, then a validity channel, 1.0 where the pixel carries a
+    soft label. Transforms that fill pixels (``RandomRotate`` borders, ``RandomCutOut``, paddings) write their
+    seg fill value (255 or 0) there, which marks those pixels as unlabelled; since the channel lives in the same
+    array as the logits, it gets exactly the same geometry and interpolation. ``PackSegInputsWithSoftLabels``
+    splits it into ``gt_soft_logits.data`` (K, H, W) and ``gt_soft_logits.valid`` (1, H, W) (``== 1.0``).
 
     Args:
         label_mode: ``'soft'`` or ``'hard'``.
@@ -42,7 +49,9 @@ class LoadSoftLabels(BaseTransform):
                              f'{tuple(results["img_shape"][:2])}')
         fields = results.setdefault('seg_fields', [])
         if self.label_mode == 'soft':
-            results['gt_soft_logits'] = np.ascontiguousarray(logits.transpose(1, 2, 0).astype(np.float32))
+            soft = np.ones(logits.shape[1:] + (logits.shape[0] + 1, ), np.float32)  # last channel: valid = 1
+            soft[..., :-1] = logits.transpose(1, 2, 0)
+            results['gt_soft_logits'] = soft
             results['gt_seg_map'] = np.full(logits.shape[1:], self.ignore_index, np.uint8)
             fields.append('gt_soft_logits')
         else:

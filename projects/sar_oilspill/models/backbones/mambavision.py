@@ -24,7 +24,6 @@ is 3x3 with padding 1, which maps ``n`` to ``ceil(n / 2)``, and ``ceil(ceil(n/2^
 ceil(n/2^(k+1))``. Token levels zero-pad their input at the bottom/right to a multiple of the
 window (as NVlabs does, no attention mask), run the blocks and crop the padding away.
 """
-import argparse
 import math
 import os.path as osp
 from collections import OrderedDict
@@ -43,6 +42,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg.registry import MODELS
+from ..utils.layer_norm import LayerNorm2d  # NVlabs' ``ln2d`` output norm
 from .selective_scan import selective_scan_fn
 
 # NVlabs variants (mambavision 1.2.0, mamba_vision.py). Windows are the ImageNet ones; NVlabs'
@@ -110,15 +110,6 @@ def window_reverse(windows: Tensor, window_size: int, h: int, w: int) -> Tensor:
     b = windows.shape[0] // ((h // window_size) * (w // window_size))
     x = windows.reshape(b, h // window_size, w // window_size, window_size, window_size, c)
     return x.permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map (NVlabs' ``ln2d`` output norm)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 def _build_norm(cfg: dict, num_features: int) -> nn.Module:
@@ -683,6 +674,8 @@ class MambaVision(BaseModule):
             FileNotFoundError: the local checkpoint file does not exist.
             KeyError: the checkpoint's encoder keys or shapes do not match this architecture
                 (missing and unexpected keys listed).
+            CheckpointError (a ValueError): the file is empty, unreadable, holds objects that are
+                not plain weights, or tensors with NaN/Inf (nothing is loaded).
         """
         if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
             self.apply(self._default_init)
@@ -699,6 +692,8 @@ class MambaVision(BaseModule):
                 'exist. ' + (f'Download the NVlabs ImageNet weights from {hint} ' if hint else '')
                 + 'or set init_cfg=None to train from scratch.')
         state_dict = load_nvlabs_state_dict(path, prefix=self.init_cfg.get('prefix'))
+        from ...utils.checkpoint_compat import check_finite
+        check_finite(state_dict, str(path), what=f'MambaVision(arch={self.arch_name!r}) pretrained checkpoint')
         self.load_encoder_state_dict(state_dict, source=str(path))
         self._is_init = True
 
@@ -759,8 +754,10 @@ def load_nvlabs_state_dict(path: str, prefix: Optional[str] = None) -> Dict[str,
 
     Accepts ``{'state_dict': ...}`` (NVlabs/timm ``.pth.tar``, mmengine), ``{'model': ...}`` or
     a bare state dict. Strips ``module.``; strips ``prefix`` (or ``backbone.`` when every key
-    has it). The file is read with ``torch.load(weights_only=True)``, allowing the
-    ``argparse.Namespace`` of timm training arguments that NVlabs-style checkpoints may hold.
+    has it). A local file is read with ``torch.load(weights_only=True)`` by
+    :func:`~projects.sar_oilspill.utils.checkpoint_compat.load_checkpoint_file` (the ``argparse.Namespace``
+    of timm training arguments and numpy scalars allowed; an empty, unreadable or unsafe file is a
+    ``CheckpointError`` naming it).
 
     Args:
         path (str): local path or URL understood by mmengine's ``CheckpointLoader``.
@@ -769,12 +766,12 @@ def load_nvlabs_state_dict(path: str, prefix: Optional[str] = None) -> Dict[str,
     Returns:
         dict[str, Tensor]: weights with NVlabs names (``norm.``/``head.`` kept).
     """
-    safe_globals = getattr(torch.serialization, 'safe_globals', None)
-    if safe_globals is not None:
-        with safe_globals([argparse.Namespace]):
-            ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    else:  # torch < 2.5
+    from ...utils.checkpoint_compat import allow_mmengine_checkpoint_types, load_checkpoint_file
+    if '://' in str(path):  # URLs (mmengine's loaders), weights-only with the same allow-list
+        allow_mmengine_checkpoint_types()
         ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    else:
+        ckpt = load_checkpoint_file(str(path), map_location='cpu', what='MambaVision pretrained checkpoint')
     if not isinstance(ckpt, dict):
         raise TypeError(f'MambaVision: {path!r} holds a {type(ckpt)}, expected a dict')
     for key in ('state_dict', 'model'):

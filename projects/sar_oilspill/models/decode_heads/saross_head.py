@@ -1,8 +1,9 @@
 """SAROSS-Net decoder: UNet++ CAFT skip grid + conv decoder (Sec. 3.3).
 
-The head also computes the training loss of Eq. 10 on batches that mix
-hard-labelled samples (``gt_sem_seg``) and soft-labelled samples
-(``gt_soft_logits``, the teacher's per-pixel logits).
+Its training loss (Eq. 10) on batches that mix hard-labelled samples
+(``gt_sem_seg``) and soft-labelled samples (``gt_soft_logits``, the teacher's
+per-pixel logits) is :class:`SoftLabelLossMixin`'s, as for any decode head of
+a ``SoftLabelEncoderDecoder``.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -13,16 +14,13 @@ from mmcv.cnn import ConvModule
 from torch import Tensor
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.losses import accuracy
 from mmseg.registry import MODELS
-from mmseg.utils import SampleList
-from ..losses.kd_loss import KDLoss
-from ..losses.soft_dice_loss import SoftDiceLoss
 from ..necks.unetpp_skip import UNetPPSkip
+from .soft_label_loss import SoftLabelLossMixin
 
 
 @MODELS.register_module()
-class SAROSSHead(BaseDecodeHead):
+class SAROSSHead(SoftLabelLossMixin, BaseDecodeHead):
     """SAROSS-Net decode head.
 
     The UNet++ skip grid lives inside the head (``skip_cfg``, by default a
@@ -57,25 +55,11 @@ class SAROSSHead(BaseDecodeHead):
             dict(type='KDLoss', temperature=T, loss_weight=lambda_kd),
             dict(type='SoftDiceLoss', loss_weight=lambda_dice)]
 
-    How each term picks its target:
-
-    * :class:`KDLoss`: only samples that carry ``gt_soft_logits`` (K, h, w),
-      on the pixels those logits cover. The preprocessor pads ``gt_sem_seg``
-      at the bottom/right but not the soft logits, so they are padded here
-      and the padding is masked out. A batch without soft samples gives
-      ``0 * logits.sum()``: exactly 0, key always present, graph intact.
-    * :class:`SoftDiceLoss`: per pixel, the one-hot hard label where
-      ``gt_sem_seg != ignore_index``, otherwise, on soft samples, the
-      teacher's probabilities ``softmax(gt_soft_logits)`` at temperature 1
-      (the teacher's own estimate, not the KD-softened one), otherwise the
-      pixel is masked.
-    * any other loss (e.g. mmseg's ``CrossEntropyLoss``): the mmseg call on
-      the hard labels, ignoring ``ignore_index``. Soft-only samples carry an
-      all-255 ``gt_sem_seg`` and add nothing. Use ``avg_non_ignore=True`` so
-      that CE averages over labelled pixels only.
-
-    ``acc_seg`` is measured against the same per-pixel target as Dice, with
-    the teacher's argmax standing in for the soft probabilities.
+    They are computed by :class:`SoftLabelLossMixin` (mmseg's loss loop on
+    hard and soft labels, the same for any decode head of a
+    ``SoftLabelEncoderDecoder``): CE on the hard labels, KD on the pixels that
+    carry teacher logits, Dice on the hard one-hot label where there is one,
+    else the teacher's ``softmax`` (T = 1). See ``soft_label_loss.py``.
 
     Args:
         in_channels (Sequence[int]): Channels of the backbone levels used,
@@ -99,8 +83,6 @@ class SAROSSHead(BaseDecodeHead):
             ``loss_decode``, ``dropout_ratio``, ``align_corners``,
             ``ignore_index``, ...).
     """
-
-    supports_soft_labels = True
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -197,137 +179,3 @@ class SAROSSHead(BaseDecodeHead):
         for stage in self.up_stages:
             x = stage(self._resize(x, (x.shape[-2] * 2, x.shape[-1] * 2)))
         return self.cls_seg(x)
-
-    def _soft_targets(
-            self, batch_data_samples: SampleList,
-            size: Tuple[int, int]) -> Tuple[Tensor, Tensor, Tensor]:
-        """Collect the teacher logits of the samples that carry them.
-
-        Args:
-            batch_data_samples (list[SegDataSample]): The batch.
-            size (tuple[int, int]): Padded label size (H, W).
-
-        Returns:
-            tuple[Tensor, Tensor, Tensor]: sample indices (S,) long, teacher
-            logits (S, K, H, W) padded with 0, and valid mask (S, H, W) bool
-            (False on the padding). ``S`` may be 0.
-        """
-        idx, logits, masks = [], [], []
-        h_pad, w_pad = size
-        for n, sample in enumerate(batch_data_samples):
-            if 'gt_soft_logits' not in sample:
-                continue
-            t = sample.gt_soft_logits.data
-            where = sample.metainfo.get('img_path', f'batch sample {n}')
-            if t.dim() != 3 or not t.is_floating_point() or \
-                    t.shape[0] != self.out_channels:
-                raise ValueError(
-                    f'SAROSSHead: gt_soft_logits of {where} must be a float '
-                    f'tensor ({self.out_channels}, H, W) (num_classes '
-                    f'logits), got dtype {t.dtype}, shape {tuple(t.shape)}')
-            h, w = t.shape[-2:]
-            if h > h_pad or w > w_pad:
-                raise ValueError(
-                    f'SAROSSHead: gt_soft_logits of {where} is {h}x{w}, '
-                    f'larger than the batch label size {h_pad}x{w_pad}')
-            logits.append(F.pad(t.float(), (0, w_pad - w, 0, h_pad - h)))
-            mask = t.new_zeros((h_pad, w_pad), dtype=torch.bool)
-            mask[:h, :w] = True
-            masks.append(mask)
-            idx.append(n)
-        if not idx:
-            return None, None, None
-        device = logits[0].device
-        return (torch.tensor(idx, dtype=torch.long, device=device),
-                torch.stack(logits), torch.stack(masks))
-
-    def loss_by_feat(self, seg_logits: Tensor,
-                     batch_data_samples: SampleList) -> dict:
-        """Eq. 10: CE on hard labels + KD on soft labels + soft Dice.
-
-        Args:
-            seg_logits (Tensor): Head output, (N, K, h, w).
-            batch_data_samples (list[SegDataSample]): Each has ``gt_sem_seg``
-                (1, H, W) (255 = ignore) and optionally ``gt_soft_logits``
-                (K, H', W') with ``H' <= H``, ``W' <= W``.
-
-        Returns:
-            dict[str, Tensor]: One entry per ``loss_name`` (always present)
-            and ``acc_seg``.
-        """
-        for n, sample in enumerate(batch_data_samples):
-            if 'gt_sem_seg' not in sample:
-                raise ValueError(
-                    f'SAROSSHead: batch sample {n} has no gt_sem_seg; use '
-                    'SoftLabelEncoderDecoder, which adds an all-ignore map '
-                    'to soft-only samples')
-        seg_label = self._stack_batch_gt(batch_data_samples)  # (N, 1, H, W)
-        seg_logits = self._resize(seg_logits, seg_label.shape[2:])
-        seg_weight = None
-        if self.sampler is not None:
-            seg_weight = self.sampler.sample(seg_logits, seg_label)
-        seg_label = seg_label.squeeze(1)
-        num_classes = self.num_classes
-
-        soft_idx, teacher, soft_mask = self._soft_targets(
-            batch_data_samples, seg_label.shape[-2:])
-
-        # Per-pixel target shared by Dice and acc_seg: hard label, else the
-        # teacher (soft samples), else nothing.
-        hard_valid = seg_label != self.ignore_index
-        labels = torch.where(hard_valid, seg_label,
-                             torch.zeros_like(seg_label))
-        if bool((labels < 0).any()) or bool((labels >= num_classes).any()):
-            raise ValueError(
-                f'SAROSSHead: gt_sem_seg values must be in [0, {num_classes})'
-                f' or {self.ignore_index}; got [{int(labels.min())}, '
-                f'{int(labels.max())}]')
-        valid = hard_valid.clone()
-        acc_target = seg_label.clone()
-        target_probs = None
-
-        def dice_target() -> Tensor:
-            probs = F.one_hot(labels.long(), num_classes).permute(
-                0, 3, 1, 2).float() * hard_valid.unsqueeze(1)
-            if soft_idx is not None:
-                use = soft_mask & ~hard_valid[soft_idx]
-                teacher_probs = F.softmax(teacher, dim=1)  # T = 1
-                probs[soft_idx] = torch.where(
-                    use.unsqueeze(1), teacher_probs, probs[soft_idx])
-            return probs
-
-        if soft_idx is not None:
-            use = soft_mask & ~hard_valid[soft_idx]
-            acc_target[soft_idx] = torch.where(
-                use, teacher.argmax(dim=1), acc_target[soft_idx])
-            valid[soft_idx] = valid[soft_idx] | soft_mask
-        acc_target = torch.where(
-            valid, acc_target, torch.full_like(acc_target,
-                                               self.ignore_index))
-
-        losses_decode = self.loss_decode if isinstance(
-            self.loss_decode, nn.ModuleList) else [self.loss_decode]
-        loss = dict()
-        for loss_fn in losses_decode:
-            if isinstance(loss_fn, KDLoss):
-                if soft_idx is None:
-                    value = seg_logits.sum() * 0.  # exact 0, graph kept
-                else:
-                    value = loss_fn(
-                        seg_logits[soft_idx], teacher, valid_mask=soft_mask)
-            elif isinstance(loss_fn, SoftDiceLoss):
-                if target_probs is None:
-                    target_probs = dice_target()
-                value = loss_fn(seg_logits, target_probs, valid_mask=valid)
-            else:
-                value = loss_fn(
-                    seg_logits,
-                    seg_label,
-                    weight=seg_weight,
-                    ignore_index=self.ignore_index)
-            name = loss_fn.loss_name
-            loss[name] = loss[name] + value if name in loss else value
-
-        loss['acc_seg'] = accuracy(
-            seg_logits, acc_target, ignore_index=self.ignore_index)
-        return loss

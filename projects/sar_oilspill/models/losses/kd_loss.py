@@ -63,6 +63,10 @@ class KDLoss(nn.Module):
         self.align_corners = align_corners
         self._loss_name = loss_name
 
+    #: Target a soft-label decode head passes (see ``SoftLabelLossMixin``):
+    #: the teacher's logits, with the mask of the pixels that carry them.
+    soft_target = 'logits'
+
     def forward(self,
                 pred: Tensor,
                 target: Tensor,
@@ -91,7 +95,7 @@ class KDLoss(nn.Module):
                 'KDLoss: target must be the teacher logits, a float tensor '
                 f'(N, K, H, W); got dtype {target.dtype}, shape '
                 f'{tuple(target.shape)}. Hard labels cannot be distilled; use '
-                'KDLoss in a head that passes soft labels (SAROSSHead).')
+                'KDLoss as a decode-head loss of SoftLabelEncoderDecoder.')
         if pred.dim() != 4 or pred.shape[:2] != target.shape[:2]:
             raise ValueError(
                 f'KDLoss: student logits {tuple(pred.shape)} and teacher '

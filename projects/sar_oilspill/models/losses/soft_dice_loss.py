@@ -28,8 +28,17 @@ class SoftDiceLoss(nn.Module):
                    / (sum_k w_k sum_n (r + p) + s)
 
       A class absent from the target would get ``w_k = inf``; as in MONAI's
-      ``GeneralizedDiceLoss``, such weights are replaced by the largest finite
-      weight (all weights become 0, and the loss 0, if every class is absent).
+      ``GeneralizedDiceLoss``, such weights are replaced by the largest weight
+      of the present classes (all weights become 0, and the loss 0, if every
+      class is absent). With soft targets a class is never exactly absent:
+      a target mass ``sum_n r_{k,n}`` below one pixel counts as absent too,
+      otherwise a class the teacher gives 1e-6 per pixel would get a weight
+      ~1e12 times that of a present class. For hard targets (masses 0 or
+      >= 1) this is Sudre's / MONAI's rule unchanged.
+
+      The weights scale as 1 / pixels^2, so ``smooth`` defaults to 0 here:
+      ``s = 1`` would outweigh ``2 sum_k w_k sum_n r p`` (~1 / pixels) and
+      flatten the loss. Sudre's formula has no smoothing term.
 
     ``s`` is ``smooth``. Targets: hard labels (N, H, W) (long; pixels equal to
     ``ignore_index`` are masked, i.e. they drop out of every sum, the class
@@ -41,10 +50,12 @@ class SoftDiceLoss(nn.Module):
     target size.
 
     Args:
-        smooth (float): ``s`` above. Defaults to 1.0 (as mmseg's DiceLoss; a
-            class absent from target and prediction then scores Dice 1).
-        use_generalised_weights (bool): Use Sudre's ``1/w^2`` class weights.
-            Defaults to False.
+        smooth (float, optional): ``s`` above. Defaults to 1.0 for the plain
+            Dice (as mmseg's DiceLoss; a class absent from target and
+            prediction then scores Dice 1) and to 0.0 for the generalised one.
+        use_generalised_weights (bool): Use Sudre's ``1/(sum r)^2`` class
+            weights. Defaults to False (plain, class-mean Dice); the DAKD
+            configs use True (``configs/_base_/models/dakd_losses.py``).
         ignore_index (int): Label value masked out in hard targets.
             Defaults to 255.
         loss_weight (float): Multiplies the loss. Defaults to 1.0.
@@ -53,13 +64,15 @@ class SoftDiceLoss(nn.Module):
     """
 
     def __init__(self,
-                 smooth: float = 1.0,
+                 smooth: Optional[float] = None,
                  use_generalised_weights: bool = False,
                  ignore_index: int = 255,
                  loss_weight: float = 1.0,
                  align_corners: bool = False,
                  loss_name: str = 'loss_dice') -> None:
         super().__init__()
+        if smooth is None:
+            smooth = 0.0 if use_generalised_weights else 1.0
         if smooth < 0:
             raise ValueError(f'SoftDiceLoss: smooth={smooth} must be >= 0')
         self.smooth = float(smooth)
@@ -68,6 +81,10 @@ class SoftDiceLoss(nn.Module):
         self.loss_weight = float(loss_weight)
         self.align_corners = align_corners
         self._loss_name = loss_name
+
+    #: Target a soft-label decode head passes (see ``SoftLabelLossMixin``):
+    #: per-pixel class probabilities, hard one-hot or the teacher's softmax.
+    soft_target = 'probs'
 
     def forward(self,
                 pred: Tensor,
@@ -149,10 +166,11 @@ class SoftDiceLoss(nn.Module):
         target_sum = target_probs.sum(dims)
         s = self.smooth
         if self.use_generalised_weights:
-            w = 1.0 / target_sum.pow(2)
-            infs = torch.isinf(w)
-            w = torch.where(infs, torch.zeros_like(w), w)
-            w = w + infs.float() * w.max()
+            absent = target_sum < 1.0  # less than one pixel of target mass
+            w = 1.0 / torch.where(absent, torch.ones_like(target_sum),
+                                  target_sum).pow(2)
+            w = torch.where(absent, torch.zeros_like(w), w)
+            w = w + absent.to(dtype) * w.max()
             numer = 2.0 * (w * intersection).sum() + s
             denom = (w * (pred_sum + target_sum)).sum() + s
         else:
