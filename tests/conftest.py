@@ -43,3 +43,18 @@ def synthetic_osd(tmp_path_factory) -> str:
     from projects.sar_oilspill.datasets.synthetic import write_synthetic_osd
     root = str(tmp_path_factory.mktemp('synthetic') / 'osd')
     return write_synthetic_osd(root, num_train=12, num_test=4, height=64, width=96, seed=3)
+
+
+@pytest.fixture(scope='session')
+def tiny_osd_checkpoint(tmp_path_factory) -> str:
+    """A randomly initialised checkpoint of the demo's CPU-sized SAROSS-Net (configs/saross/synthetic_tiny.py, OSD's
+    five classes), with the dataset meta a trained one carries."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from projects.sar_oilspill.datasets import OSDDataset
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(osp.join(ROOT, 'configs', 'saross', 'synthetic_tiny.py')).model)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(OSDDataset.METAINFO))), path)
+    return path

@@ -21,7 +21,8 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
-from projects.sar_oilspill.utils.cli import add_common_args, check_sync_bn, load_config  # noqa: E402
+from projects.sar_oilspill.utils.cli import (add_common_args, check_sync_bn, load_config,  # noqa: E402
+                                             resolve_total_batch_size)
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,6 +41,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args)
+    # total_batch_size (the paper's batch over all processes) -> per-process train_dataloader.batch_size
+    resolve_total_batch_size(cfg, args.launcher, explicit='train_dataloader.batch_size' in (args.cfg_options or {}))
     if args.amp:
         import torch
         if not torch.cuda.is_available():

@@ -74,12 +74,16 @@ def test_skip_parameter_counts_by_formula(reduction):
     if reduction > 1:
         return
 
-    # conv3x3: 2 x (conv no bias + BN), first conv (j C_i + C_{i+1}) -> C_i
-    want_conv = sum(9 * (j * c[i] + c[i + 1]) * c[i] + 9 * c[i] * c[i] +
-                    4 * c[i] for i, j in nodes)
+    # conv3x3: the same fusions, and per node one conv (no bias) C_{i+1} -> C_i + BN in place of the CAFT block
+    fusions = sum(j * c[i] * c[i] for i, j in nodes if j > 1)
+    want_conv = sum(9 * c[i + 1] * c[i] + 2 * c[i] for i, _ in nodes) + fusions
     got = sum(p.numel() for p in UNetPPSkip(
         c, skip_type='conv3x3').parameters())
     assert got == want_conv
+    # two convs per node: + (3x3 conv C_i -> C_i + BN) per node
+    got2 = sum(p.numel() for p in UNetPPSkip(
+        c, skip_type='conv3x3', num_convs=2).parameters())
+    assert got2 - got == sum(9 * c[i] * c[i] + 2 * c[i] for i, _ in nodes)
 
 
 def test_skip_rejects_bad_config():

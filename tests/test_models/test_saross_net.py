@@ -23,6 +23,7 @@ def _micro(cfg, skip_type):
     cfg.decode_head.decoder_channels = (16, 8, 8, 8, 8)
     cfg.decode_head.skip_cfg.skip_type = skip_type
     cfg.data_preprocessor.size_divisor = None  # feed the odd size itself to the model
+    cfg.backbone.init_cfg = None  # random weights (the paper configs declare ImageNet weights)
     if cfg.backbone.type == 'MambaVision':
         cfg.backbone.arch.update(dim=8, in_dim=8, num_heads=(1, 1, 2, 2), window_size=(4, 4, 4, 2))
         cfg.backbone.drop_path_rate = 0.0  # a block dropped for the whole batch would get no gradient

@@ -7,9 +7,6 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
-from mmseg.registry import MODELS
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(ROOT, 'configs', 'saross', 'synthetic_tiny.py')
@@ -19,20 +16,16 @@ _spec.loader.exec_module(_tool)
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
-    from projects.sar_oilspill.datasets import OSDDataset
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(OSDDataset.METAINFO))), path)
-    return path
+def checkpoint(tiny_osd_checkpoint):
+    return tiny_osd_checkpoint
 
 
 def test_inference_whole_and_sliding(synthetic_osd, checkpoint, tmp_path, capsys):
     images = osp.join(synthetic_osd, 'test', 'images')
     names = sorted(osp.splitext(n)[0] for n in os.listdir(images))
     out = str(tmp_path / 'whole')
-    summary = _tool.main([CONFIG, checkpoint, images, '--out-dir', out, '--pixel-size-m', '10', '--save-probs'])
+    opts = ['--out-dir', out, '--pixel-size-m', '10']
+    summary = _tool.main([CONFIG, checkpoint, images, '--save-probs'] + opts)
     assert sorted(summary['images']) == names
     for name in names:
         img = cv2.imread(osp.join(images, name + '.jpg'))
@@ -51,7 +44,7 @@ def test_inference_whole_and_sliding(synthetic_osd, checkpoint, tmp_path, capsys
     assert sorted(saved['images']) == names and saved['classes'][1] == 'oil_spill'
     # a second run skips finished images
     capsys.readouterr()
-    _tool.main([CONFIG, checkpoint, images, '--out-dir', out])
+    _tool.main([CONFIG, checkpoint, images] + opts)
     assert '0 images segmented' in capsys.readouterr().out
     # killed before summary.json was written, and in the middle of appending a record: the finished images come
     # back from summary.jsonl, the torn line is skipped, nothing is segmented again
@@ -60,7 +53,7 @@ def test_inference_whole_and_sliding(synthetic_osd, checkpoint, tmp_path, capsys
     os.remove(osp.join(out, 'summary.json'))
     with open(log, 'a') as f:
         f.write('{"name": "half-writ')
-    resumed = _tool.main([CONFIG, checkpoint, images, '--out-dir', out])
+    resumed = _tool.main([CONFIG, checkpoint, images] + opts)
     assert '0 images segmented' in capsys.readouterr().out
     assert resumed['images'] == summary['images']
     assert json.load(open(osp.join(out, 'summary.json')))['images'] == summary['images']
@@ -69,7 +62,7 @@ def test_inference_whole_and_sliding(synthetic_osd, checkpoint, tmp_path, capsys
     with open(log, 'a') as f:
         f.write('garbage\n{"name": "x"}\n')
     with pytest.raises(SystemExit, match=r'summary.jsonl: line \d+ is not a JSON record'):
-        _tool.main([CONFIG, checkpoint, images, '--out-dir', out])
+        _tool.main([CONFIG, checkpoint, images] + opts)
     # sliding windows: same output sizes
     out2 = str(tmp_path / 'slide')
     _tool.main([CONFIG, checkpoint, osp.join(images, names[0] + '.jpg'), '--out-dir', out2, '--slide', '32', '32'])

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from projects.sar_oilspill.evaluation.generation_metrics import (  # noqa: E402
     INCEPTION_FILE, InceptionFeatureExtractor, compute_fid_is, label_image_consistency, list_real_images,
-    load_daug, read_image, speckle_statistics)
+    load_daug, read_daug_image, read_daug_logits, read_image, speckle_statistics)
 from projects.sar_oilspill.utils.cli import write_json_atomic  # noqa: E402
 
 
@@ -41,6 +41,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='folder of real tiles, e.g. data/sos/train/palsar or data/osd/train/images')
     parser.add_argument('--real-type', choices=['auto', 'sos', 'osd', 'folder'], default='auto',
                         help='how to list the real tiles (auto: sos when *_sat.jpg files exist, else folder)')
+    parser.add_argument('--real-list', help='keep only the real tiles whose ids this file lists, one a line (e.g. the '
+                                            'train.txt of tools/dataset_tools/make_val_split.py: the training part)')
     parser.add_argument('--inception', help=f'TorchScript Inception-v3 ({INCEPTION_FILE}) for FID / IS; '
                                             'without it FID / IS are skipped (nothing is downloaded)')
     parser.add_argument('--seg-config', help='segmentor config for label-image consistency')
@@ -85,6 +87,25 @@ def build_seg_predictor(config: str, checkpoint: str, device: str, num_classes: 
         return predict_image(model, bgr)['label']
 
     return predict
+
+
+def filter_real_paths(paths: List[str], root: str, list_file: str) -> List[str]:
+    """The paths of ``paths`` whose id is listed in ``list_file``; an id is the path relative to ``root`` without
+    its image suffix (``<id>_sat.jpg`` for SOS, else the extension). A listed id with no image is an error."""
+    from projects.sar_oilspill.datasets.val_split import read_id_list
+    wanted = set(read_id_list(list_file))
+    kept, found = [], set()
+    for p in paths:
+        rel = osp.relpath(p, root).replace(os.sep, '/')
+        stem = rel[:-len('_sat.jpg')] if rel.endswith('_sat.jpg') else osp.splitext(rel)[0]
+        if stem in wanted:
+            kept.append(p)
+            found.add(stem)
+    missing = sorted(wanted - found)
+    if missing:
+        raise FileNotFoundError(f'--real-list {list_file}: {len(missing)} listed ids have no image under {root!r}, '
+                                f'e.g. {missing[:5]}')
+    return kept
 
 
 def _clean(obj):
@@ -137,7 +158,11 @@ def format_table(results: Dict) -> str:
 def run(args: argparse.Namespace) -> Dict:
     t0 = time.time()
     manifest, samples = load_daug(args.daug_root, args.max_samples)
-    real_paths = list_real_images(args.real_root, args.real_type, args.max_samples)
+    if args.real_list:
+        real_paths = filter_real_paths(list_real_images(args.real_root, args.real_type), args.real_root,
+                                       args.real_list)[:args.max_samples]
+    else:
+        real_paths = list_real_images(args.real_root, args.real_type, args.max_samples)
     num_classes = int(manifest['num_classes'])
     classes = list(manifest.get('classes') or [str(k) for k in range(num_classes)])
     extractor = InceptionFeatureExtractor(args.inception, device=args.device, batch_size=args.batch_size) \
@@ -146,13 +171,14 @@ def run(args: argparse.Namespace) -> Dict:
         if args.seg_config else None
 
     def gen_images():
-        return (read_image(s['img_path']) for s in samples)
+        return (read_daug_image(s['img_path']) for s in samples)
 
     def real_images():
         return (read_image(p) for p in real_paths)
 
     results = dict(daug_root=osp.abspath(args.daug_root), real_root=osp.abspath(args.real_root),
-                   real_type=args.real_type, classes=classes, num_gen=len(samples), num_real=len(real_paths))
+                   real_type=args.real_type, real_list=args.real_list and osp.abspath(args.real_list),
+                   classes=classes, num_gen=len(samples), num_real=len(real_paths))
     results['speckle'] = speckle_statistics(real_images(), gen_images(), enl_window=args.enl_window or None,
                                             enl_homogeneous_fraction=args.enl_fraction)
     results['speckle']['enl_convention'] = (
@@ -165,7 +191,8 @@ def run(args: argparse.Namespace) -> Dict:
         results['fid_is'] = None
         results['fid_is_skipped'] = f'no Inception weights given (--inception PATH to {INCEPTION_FILE})'
     if predictor is not None:
-        pairs = ((read_image(s['img_path']), np.load(s['logits_path'])) for s in samples)
+        pairs = ((read_daug_image(s['img_path']), read_daug_logits(s['logits_path'], num_classes))
+                 for s in samples)
         results['label_consistency'] = label_image_consistency(predictor, pairs, num_classes, classes)
         results['segmentor'] = dict(config=osp.abspath(args.seg_config),
                                     checkpoint=osp.abspath(args.seg_checkpoint))

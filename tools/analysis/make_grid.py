@@ -19,11 +19,10 @@ from typing import List, Optional  # noqa: E402
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
-import numpy as np  # noqa: E402
-
-from projects.sar_oilspill.evaluation.generation_metrics import load_daug, read_image  # noqa: E402
+from projects.sar_oilspill.datasets.daug import DAugFolder  # noqa: E402
+from projects.sar_oilspill.evaluation.generation_metrics import load_daug  # noqa: E402
 from projects.sar_oilspill.visualization.grid import (SOS_OVERLAY_PALETTE, default_palette,  # noqa: E402
-                                                      save_generation_grid)
+                                                      save_daug_grid)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -54,9 +53,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if len(palette) < num_classes:
             raise ValueError(f'palette {args.palette!r} has {len(palette)} colours but D_aug has '
                              f'{num_classes} classes')
-        images = [read_image(s['img_path']) for s in samples]
-        labels = [np.load(s['logits_path']).astype(np.float32).argmax(0) for s in samples]
-        save_generation_grid(images, labels, palette, args.out, ncols=args.ncols, alpha=args.alpha)
+        save_daug_grid(DAugFolder(args.daug_root), [s['name'] for s in samples], palette, args.out,
+                       ncols=args.ncols, alpha=args.alpha)
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

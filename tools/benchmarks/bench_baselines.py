@@ -5,6 +5,11 @@ backward + AdamW step on a batch of random images with random labels; inference 
 image, the configs' test mode) on one image. Timings are medians; run on an idle machine.
 
     python tools/benchmarks/bench_baselines.py [--configs ...] [--size 256 256] [--batch 2] [--iters 5]
+
+``--interleave N`` (inference only) builds every model first and times them in N rounds, one forward of each
+config per round, so that a shared or throttled machine slows all configs alike; it prints ms per image, GFLOPs
+(mmengine's analyzer, one multiply-add = one FLOP, batch 1) and each config's time and FLOPs relative to the first
+config, and ``time ratio / FLOP ratio`` (1.0: as fast per FLOP as the first config).
 """
 import os
 # Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
@@ -77,6 +82,54 @@ def bench(config, size, batch, iters, warmup):
     return params, train_ips, 1.0 / statistics.median(times)
 
 
+def flops_of(model, size):
+    """GFLOPs of one ``mode='tensor'`` forward at batch 1 (mmengine's FlopAnalyzer)."""
+    from mmengine.analysis import FlopAnalyzer
+
+    class _Tensor(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x, mode='tensor')
+
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        return FlopAnalyzer(_Tensor(model), (x, )).unsupported_ops_warnings(False).uncalled_modules_warnings(
+            False).total() / 1e9
+
+
+def interleaved(configs, size, rounds, warmup):
+    """Inference ms per image of every config, timed round-robin (one forward of each per round)."""
+    init_default_scope('mmseg')
+    models, data = {}, {}
+    for c in configs:
+        cfg = Config.fromfile(c)
+        model = MODELS.build(cfg.model).eval()
+        x, s = make_batch(1, *size, cfg.model.decode_head.num_classes, seed=1)
+        models[c] = model
+        data[c] = model.data_preprocessor(dict(inputs=list(x), data_samples=s), training=False)
+    times = {c: [] for c in configs}
+    with torch.no_grad():
+        for r in range(warmup + rounds):
+            for c in configs:
+                t = time.perf_counter()
+                models[c].predict(data[c]['inputs'], data[c]['data_samples'])
+                if r >= warmup:
+                    times[c].append(time.perf_counter() - t)
+    rows = []
+    for c in configs:
+        params = sum(p.numel() for p in models[c].parameters()) / 1e6
+        rows.append((c, params, flops_of(models[c], size), 1e3 * statistics.median(times[c])))
+    ref = rows[0]
+    print(f'| config | params (M) | GFLOPs | inference (ms / image) | time ratio | FLOP ratio | time / FLOP ratio |')
+    print('|---|---|---|---|---|---|---|')
+    for c, params, gflops, ms in rows:
+        print(f'| {osp.basename(c)} | {params:.2f} | {gflops:.2f} | {ms:.1f} | {ms / ref[3]:.2f} | '
+              f'{gflops / ref[2]:.2f} | {(ms / ref[3]) / (gflops / ref[2]):.2f} |', flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--configs', nargs='+', default=DEFAULT)
@@ -85,9 +138,16 @@ def main():
     p.add_argument('--iters', type=int, default=5)
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--interleave', type=int, default=0, metavar='ROUNDS',
+                   help='inference only: time all configs round-robin for ROUNDS rounds (see above)')
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.interleave:
+        print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, input {a.size[0]}x{a.size[1]}, '
+              f'batch 1, medians of {a.interleave} interleaved rounds after {a.warmup} warm-up')
+        interleaved(a.configs, tuple(a.size), a.interleave, a.warmup)
+        return
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, input {a.size[0]}x{a.size[1]}, '
           f'train batch {a.batch}, medians of {a.iters} iterations')
     print(f'| config | params (M) | train (img/s) | inference (img/s) |\n|---|---|---|---|')

@@ -7,15 +7,14 @@ and prints one table. Run on an otherwise idle machine: the budget is wall-clock
     python tools/benchmarks/compare_sos_mini.py --data-root ../shared/data/sos_mini --budget 600
 """
 import argparse
-import glob
-import json
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+from projects.sar_oilspill.utils.tool_runs import ROOT, last_checkpoint, run_test, run_tool  # noqa: E402
 CONFIGS = ['configs/saross/sos_alos_tiny_cpu.py', 'configs/baselines/unet_sos_alos.py',
            'configs/baselines/segformer_b0_sos_alos.py']
 
@@ -52,16 +51,10 @@ def main() -> None:
                     f"custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='TrainTimeBudgetHook', "
                     f"budget_s={a.budget})]\n")
         train_opts = common
-        subprocess.run([sys.executable, 'tools/train.py', budget_cfg, '--work-dir', wd, '--cfg-options', *train_opts],
-                       check=True, cwd=ROOT)
-        with open(osp.join(ROOT, wd, 'last_checkpoint')) as f:
-            ckpt = f.read().strip()
+        run_tool('tools/train.py', [budget_cfg, '--work-dir', wd, '--cfg-options', *train_opts])
+        ckpt = last_checkpoint(osp.join(ROOT, wd))
         iters = int(re.search(r'iter_(\d+)\.pth', ckpt).group(1))
-        before = set(glob.glob(osp.join(ROOT, wd, 'test_metrics_*.json')))
-        subprocess.run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir', wd, '--cfg-options', *common],
-                       check=True, cwd=ROOT)
-        new = sorted(set(glob.glob(osp.join(ROOT, wd, 'test_metrics_*.json'))) - before)
-        m = json.load(open(new[-1]))['metrics']
+        m = run_test(cfg, ckpt, wd, ['--cfg-options', *common])
         rows.append((name, iters, m))
     print(f'\nSOS-ALOS subset ({a.data_root}), {a.budget:.0f} s of training each, batch {a.batch}, AdamW lr {a.lr}, '
           f'seed {a.seed}; test = held-out palsar tiles')

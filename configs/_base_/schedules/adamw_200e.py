@@ -1,5 +1,9 @@
 # SAROSS-Net schedule (paper Sec. 4.2): AdamW, 200 epochs, batch 16. The learning rate (1e-4), weight decay and
 # poly decay are this project's choice (the paper's values were lost from its text).
+# The paper's batch of 16 is the total over all processes: tools/train.py sets train_dataloader.batch_size to
+# total_batch_size / number of processes (1 process: 16, `dist_train.sh ... 2`: 8 each; utils/cli.py). A per-process
+# batch on the command line (--cfg-options train_dataloader.batch_size=N) takes precedence.
+total_batch_size = 16
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),

@@ -97,7 +97,8 @@ def predict_image(model, image: np.ndarray, probs: bool = False) -> Dict[str, np
 
 
 def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), margin: int = 128,
-                  probs_out: Optional[np.ndarray] = None, predict_fn=None) -> np.ndarray:
+                  probs_out: Optional[np.ndarray] = None, predict_fn=None, conf_out: Optional[np.ndarray] = None,
+                  progress=None) -> np.ndarray:
     """Predict a scene of any size tile by tile, in bounded memory.
 
     The scene is cut into ``tile``-sized blocks; each is predicted (by :func:`predict_image`, so in the model's
@@ -107,12 +108,19 @@ def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), 
 
     Args:
         model: From :func:`init_segmentor`.
-        image: uint8 ``(H, W)`` or ``(H, W, 3)`` BGR.
+        image: uint8 ``(H, W)`` or ``(H, W, 3)`` BGR, or a lazy source: any object with ``shape`` (``(H, W)``
+            first) whose ``source[y0:y1, x0:x1]`` returns that block as such an array (e.g. a reader of a scene
+            on disk, so that the scene is never held in memory).
         tile: Block height and width (positive).
         margin: Context pixels around each block (>= 0); a block's border pixels see this much of their
             surroundings, as they would in a whole-scene prediction up to the network's receptive field.
-        probs_out: Optional float array ``(K, H, W)`` to fill with the softmax probabilities.
+        probs_out: Optional ``(K, H, W)`` target of the softmax probabilities: an array, or any object with
+            ``shape`` and ``__setitem__((slice(None), rows, cols), block)`` (e.g. a GeoTIFF writer).
         predict_fn: ``fn(model, crop, probs) -> dict`` instead of :func:`predict_image` (tests).
+        conf_out: Optional uint8 ``(H, W)`` array to fill with the confidence of each pixel's class, its
+            probability (the largest softmax value; for a one-channel sigmoid model p or 1 - p) quantised to
+            ``round(255 * p)``.
+        progress: Optional ``fn(blocks_done, blocks_total)`` called after each block.
 
     Returns:
         np.ndarray: uint8 ``(H, W)`` class map.
@@ -120,19 +128,24 @@ def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), 
     th, tw = (int(v) for v in tile)
     if th < 1 or tw < 1 or margin < 0:
         raise ValueError(f'predict_tiled: tile {tuple(tile)} must be positive and margin {margin} >= 0')
-    image = np.asarray(image)
-    height, width = image.shape[:2]
+    if not (hasattr(image, 'shape') and hasattr(image, '__getitem__')):
+        image = np.asarray(image)
+    height, width = (int(v) for v in image.shape[:2])
+    if conf_out is not None and tuple(conf_out.shape) != (height, width):
+        raise ValueError(f'predict_tiled: conf_out has shape {tuple(conf_out.shape)}, expected ({height}, {width})')
     if probs_out is not None and tuple(probs_out.shape[1:]) != (height, width):
         raise ValueError(f'predict_tiled: probs_out has shape {tuple(probs_out.shape)}, expected (K, {height}, '
                          f'{width})')
     predict_fn = predict_fn or predict_image
     label = np.empty((height, width), np.uint8)
+    want_probs = probs_out is not None or conf_out is not None
+    total, done = -(-height // th) * -(-width // tw), 0
     for y0 in range(0, height, th):
         for x0 in range(0, width, tw):
             y1, x1 = min(y0 + th, height), min(x0 + tw, width)
             cy0, cx0 = max(0, y0 - margin), max(0, x0 - margin)
             cy1, cx1 = min(height, y1 + margin), min(width, x1 + margin)
-            pred = predict_fn(model, image[cy0:cy1, cx0:cx1], probs=probs_out is not None)
+            pred = predict_fn(model, image[cy0:cy1, cx0:cx1], probs=want_probs)
             keep = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
             block = pred['label'][keep]
             if block.max(initial=0) > 255:
@@ -140,6 +153,13 @@ def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), 
             label[y0:y1, x0:x1] = block
             if probs_out is not None:
                 probs_out[:, y0:y1, x0:x1] = pred['probs'][(slice(None), ) + keep]
+            if conf_out is not None:
+                p = pred['probs'][(slice(None), ) + keep]
+                p = np.where(block == 1, p[0], 1 - p[0]) if p.shape[0] == 1 else p.max(0)  # sigmoid: P(its class)
+                conf_out[y0:y1, x0:x1] = np.round(p * 255)
+            done += 1
+            if progress is not None:
+                progress(done, total)
     return label
 
 

@@ -1,12 +1,13 @@
 """Shared behaviour of the oil-spill datasets: file checks before training and label-format metadata."""
 import os.path as osp
-from typing import List
+from typing import List, Optional
 
 import cv2
 from mmseg.datasets import BaseSegDataset
 
 from .image_io import ImageReadError
 from .label_codecs import LABEL_FORMATS
+from .val_split import check_split, sample_id, split_ids
 
 
 class OilSpillBaseDataset(BaseSegDataset):
@@ -19,16 +20,22 @@ class OilSpillBaseDataset(BaseSegDataset):
         label_format: ``'threshold'``, ``'index'`` or ``'palette'``.
         threshold: Grey level from which a ``threshold`` mask pixel counts as class 1.
         check_files: Raise before training if the data root, image folder or any mask is missing.
+        split: ``None`` (all samples) or ``dict(part='train'|'val', fraction=0.1, seed=0)``: keep only that part
+            of a deterministic train/val split of the listed samples (:mod:`.val_split`; the same ids on every
+            machine, the two parts disjoint and together the whole list). ``split_info`` then records the part
+            and the sizes.
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`.
     """
 
     def __init__(self, label_format: str = 'index', threshold: int = 128, check_files: bool = True,
-                 **kwargs) -> None:
+                 split: Optional[dict] = None, **kwargs) -> None:
         if label_format not in LABEL_FORMATS:
             raise ValueError(f'label_format={label_format!r}; expected one of {LABEL_FORMATS}')
         self.label_format = label_format
         self.threshold = threshold
         self.check_files = check_files
+        self.split = check_split(split)
+        self.split_info: Optional[dict] = None
         kwargs.setdefault('reduce_zero_label', False)
         if kwargs['reduce_zero_label']:
             raise ValueError(f'{type(self).__name__}: reduce_zero_label=True would turn class 0 (sea/background) '
@@ -54,6 +61,8 @@ class OilSpillBaseDataset(BaseSegDataset):
                 f'{type(self).__name__}: no images ending in {self.img_suffix!r} under '
                 f'{self.data_prefix.get("img_path")!r}' + (f' (annotation file {self.ann_file!r})'
                                                            if self.ann_file else ''))
+        if self.split is not None:
+            data_list = self._select_split(data_list)
         missing = [d['seg_map_path'] for d in data_list
                    if d.get('seg_map_path') is not None and not osp.isfile(d['seg_map_path'])]
         if self.check_files and missing:
@@ -65,6 +74,17 @@ class OilSpillBaseDataset(BaseSegDataset):
         for info in data_list:
             info.update(extra)
         return data_list
+
+    def _select_split(self, data_list: List[dict]) -> List[dict]:
+        img_dir = self.data_prefix.get('img_path', '')
+        ids = [sample_id(d['img_path'], img_dir, self.img_suffix) for d in data_list]
+        try:
+            train, val = split_ids(ids, self.split['fraction'], self.split['seed'])
+        except ValueError as e:
+            raise ValueError(f'{type(self).__name__}: split={self.split} of {img_dir!r}: {e}') from e
+        keep = set(train if self.split['part'] == 'train' else val)
+        self.split_info = dict(self.split, num_total=len(ids), num_train=len(train), num_val=len(val))
+        return [d for d, i in zip(data_list, ids) if i in keep]
 
     def prepare_data(self, idx: int):
         """Run the pipeline on sample ``idx``; an image that cannot be decoded is an OSError naming the file.

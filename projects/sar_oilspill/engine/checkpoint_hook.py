@@ -39,7 +39,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmseg.registry import HOOKS
 
-from ..datasets.daug import atomic_write
+from ..utils.atomic import atomic_write
 
 RNG_KEY = 'rng_states'
 _TMP_RE = re.compile(r'^(?:.+\.pth|last_checkpoint)\.tmp-(\d+)$')
@@ -50,26 +50,8 @@ class NonFiniteCheckpointError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------- file helpers
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename in ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+# Every file is written through ``utils.atomic.atomic_write``: ``<name>.tmp-<pid>``, fsync, rename, fsync of the
+# folder.
 
 
 def write_last_checkpoint(work_dir: str, ckpt_path: str) -> str:
@@ -78,13 +60,8 @@ def write_last_checkpoint(work_dir: str, ckpt_path: str) -> str:
     def _write(tmp: str) -> None:
         with open(tmp, 'w') as f:
             f.write(ckpt_path)
-            f.flush()
-            os.fsync(f.fileno())
 
-    path = osp.join(work_dir, 'last_checkpoint')
-    atomic_write(path, _write)
-    _fsync_dir(work_dir)
-    return path
+    return atomic_write(osp.join(work_dir, 'last_checkpoint'), _write)
 
 
 def remove_stale_temporaries(directory: str, logger=None) -> List[str]:
@@ -212,11 +189,8 @@ def write_checkpoint_atomic(runner, out_dir: str, filename: str, meta: Optional[
         runner.save_checkpoint(out_dir, osp.basename(tmp), meta=meta, **kwargs)
         if not osp.isfile(tmp):
             raise RuntimeError(f'runner.save_checkpoint wrote nothing to {tmp}')
-        _fsync_file(tmp)
 
-    atomic_write(path, _write)
-    _fsync_dir(out_dir)
-    return path
+    return atomic_write(path, _write)
 
 
 def save_checkpoint_atomic(runner, out_dir: str, filename: str, meta: Optional[Dict] = None,
@@ -449,10 +423,5 @@ class AtomicCheckpointHook(CheckpointHook):
         sha = hashlib.sha256(pickle.dumps(checkpoint)).hexdigest()
         final_path = osp.splitext(ckpt_path)[0] + f'-{sha[:8]}.pth'
 
-        def _write(tmp: str) -> None:
-            save_checkpoint(checkpoint, tmp)
-            _fsync_file(tmp)
-
-        atomic_write(final_path, _write)
-        _fsync_dir(osp.dirname(final_path) or '.')
+        atomic_write(final_path, lambda tmp: save_checkpoint(checkpoint, tmp))
         runner.logger.info(f'The checkpoint ({ckpt_path}) is published to {final_path}.')

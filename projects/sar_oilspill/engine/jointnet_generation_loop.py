@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -15,18 +13,17 @@ from mmengine.runner import BaseLoop
 from mmengine.utils import ProgressBar
 from mmseg.registry import LOOPS
 
-from ..datasets.daug import DAUG_FORMAT, daug_sample_exists, write_daug_manifest, write_daug_sample
-from ..visualization.grid import overlay_palette, save_generation_grid
+from ..datasets.daug import DAugFolder
+from ..visualization.grid import overlay_palette, save_daug_grid
 from .jointnet_train_loop import unwrap_jointnet
 
 #: Multiplier of the per-sample seed rule ``seed_i = base_seed * SEED_STRIDE + i`` (a prime, so runs with
 #: different base seeds do not share sample seeds for any realistic number of samples).
 SEED_STRIDE = 1_000_003
 
-#: Manifest entries that must agree before new samples are added to an existing D_aug folder.
-#: The checkpoint is compared separately, by content (SHA-256), not by path.
-_COMPAT_KEYS = ('classes', 'num_classes', 'balancing_factor', 'base_seed', 'num_inference_steps', 'eta',
-                'timestep_spacing', 'size', 'name_prefix')
+#: Manifest entries that must agree before new samples are added to an existing D_aug folder
+#: (:meth:`DAugFolder.check_settings`; the checkpoint is compared separately, by content).
+_COMPAT_KEYS = DAugFolder.COMPAT_KEYS
 
 
 def file_sha256(path: str, chunk: int = 1 << 22) -> str:
@@ -54,8 +51,8 @@ def shard_indices(num_samples: int, rank: int, world_size: int) -> List[int]:
 class JointNetGenerationLoop(BaseLoop):
     """Writes ``num_samples`` generated image/logit pairs of a stage-2/3 SAR-JointNet to ``out_dir``.
 
-    Layout: see :class:`~projects.sar_oilspill.datasets.DAugDataset` (``images/<name>.png``,
-    ``logits/<name>.npy`` float16 ``(K, H, W)``, ``manifest.json``). Sample ``i`` is named
+    Layout, names, atomic writes and the manifest checks: :class:`~projects.sar_oilspill.datasets.daug.DAugFolder`
+    (``images/<name>.png``, ``logits/<name>.npy`` float16 ``(K, H, W)``, ``manifest.json``). Sample ``i`` is named
     ``f'{name_prefix}{i:06d}'`` and uses seed ``base_seed * 1000003 + i``: its result does not depend on the
     batch size, the number of processes or on which run produced it.
 
@@ -108,6 +105,7 @@ class JointNetGenerationLoop(BaseLoop):
         if not out_dir:
             raise ValueError('out_dir must be given')
         self.out_dir = out_dir
+        self.folder = DAugFolder(out_dir)
         self.num_samples = int(num_samples)
         self.batch_size = int(batch_size)
         self.base_seed = int(base_seed)
@@ -124,7 +122,7 @@ class JointNetGenerationLoop(BaseLoop):
         return unwrap_jointnet(self.runner, ('sample', 'stage'), 'JointNetGenerationLoop')
 
     def sample_name(self, index: int) -> str:
-        return f'{self.name_prefix}{index:06d}'
+        return DAugFolder.sample_name(index, self.name_prefix)
 
     # ------------------------------------------------------------------ manifest
     def _settings(self) -> Dict:
@@ -153,38 +151,15 @@ class JointNetGenerationLoop(BaseLoop):
         return self._ckpt_sha
 
     def _check_existing(self, settings: Dict) -> None:
-        path = osp.join(self.out_dir, 'manifest.json')
-        if not osp.isfile(path):
-            return
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ValueError(f'{path} is not a readable D_aug manifest ({e}); use another out_dir') from e
-        if old.get('format') != DAUG_FORMAT:
-            raise ValueError(f'{path}: format {old.get("format")!r}, expected {DAUG_FORMAT!r}; use another out_dir')
-        diff = [f'{k}: existing {old.get(k)!r}, now {settings.get(k)!r}' for k in _COMPAT_KEYS
-                if json.loads(json.dumps(old.get(k))) != json.loads(json.dumps(settings.get(k)))]
-        # the same checkpoint bytes at another path (copied, moved, another mount) are the same model; a
-        # re-trained file at the same path is not. Paths are compared only when neither side has a SHA-256.
-        old_sha, new_sha = old.get('checkpoint_sha256'), settings.get('checkpoint_sha256')
-        if old_sha or new_sha:
-            same_checkpoint = old_sha == new_sha
-        else:
-            same_checkpoint = old.get('checkpoint') == settings.get('checkpoint')
-        if not same_checkpoint:
-            diff.append(f'checkpoint: existing {old.get("checkpoint")!r} (SHA-256 {old_sha}), now '
-                        f'{settings.get("checkpoint")!r} (SHA-256 {new_sha})')
-        if diff:
-            raise ValueError(f'{self.out_dir} already holds samples generated with other settings '
-                             f'({"; ".join(diff)}); choose another out_dir or the same settings to resume')
+        """Refuse an ``out_dir`` holding samples of other settings (:meth:`DAugFolder.check_settings`)."""
+        self.folder.check_settings(settings, _COMPAT_KEYS)
 
     def _write_manifest(self, settings: Dict, complete: bool) -> None:
         manifest = dict(settings, num_samples=self.num_samples, complete=complete)
         if complete:
             manifest['samples'] = [dict(name=self.sample_name(i), index=i, seed=sample_seed(self.base_seed, i))
                                    for i in range(self.num_samples)]
-        write_daug_manifest(self.out_dir, manifest)
+        self.folder.write_manifest(manifest)
 
     # ------------------------------------------------------------------ run
     def _generate(self, indices: Sequence[int], settings: Dict) -> Tuple[int, float]:
@@ -203,7 +178,7 @@ class JointNetGenerationLoop(BaseLoop):
                 if not np.isfinite(logits[j]).all() or not np.isfinite(images[j]).all():
                     raise FloatingPointError(f'sample {self.sample_name(i)} (seed {seeds[j]}) has non-finite '
                                              'values; the checkpoint may be broken')
-                write_daug_sample(self.out_dir, self.sample_name(i), images[j], logits[j])
+                self.folder.write_sample(self.sample_name(i), images[j], logits[j])
                 done += 1
                 if bar is not None:
                     bar.update()
@@ -219,13 +194,11 @@ class JointNetGenerationLoop(BaseLoop):
         settings = self._settings()
         # every process reads the same manifest and reaches the same verdict, so none is left waiting in a barrier
         self._check_existing(settings)
-        if rank == 0:
-            os.makedirs(self.out_dir, exist_ok=True)
-            if not osp.isfile(osp.join(self.out_dir, 'manifest.json')):
-                self._write_manifest(settings, complete=False)
+        if rank == 0 and not self.folder.has_manifest():
+            self._write_manifest(settings, complete=False)
         barrier()
         mine = shard_indices(self.num_samples, rank, world_size)
-        todo = [i for i in mine if not daug_sample_exists(self.out_dir, self.sample_name(i))]
+        todo = [i for i in mine if not self.folder.has_sample(self.sample_name(i))]
         self.runner.logger.info(f'JointNetGenerationLoop: rank {rank}/{world_size}: {len(mine)} samples in shard, '
                                 f'{len(mine) - len(todo)} already present, generating {len(todo)} '
                                 f'({settings["num_inference_steps"]} DDIM steps, {tuple(settings["size"])}) '
@@ -245,7 +218,7 @@ class JointNetGenerationLoop(BaseLoop):
         metrics = dict(generated=total, seconds=wall, samples_per_second=total / wall if wall > 0 and total else 0.0)
         # all_gather returned only once every process had written its shard; every process checks, so an
         # error stops them all instead of leaving the others in the final barrier
-        missing = [i for i in range(self.num_samples) if not daug_sample_exists(self.out_dir, self.sample_name(i))]
+        missing = [i for i in range(self.num_samples) if not self.folder.has_sample(self.sample_name(i))]
         if missing:
             raise RuntimeError(f'{len(missing)} samples missing after generation (e.g. '
                                f'{self.sample_name(missing[0])}); run again to resume')
@@ -266,26 +239,10 @@ class JointNetGenerationLoop(BaseLoop):
 
     def _unlisted_samples(self) -> List[str]:
         """Sample names in ``images/`` of this prefix with an index >= ``num_samples`` (not in the manifest)."""
-        img_dir, prefix = osp.join(self.out_dir, 'images'), self.name_prefix
-        out = []
-        for f in sorted(os.listdir(img_dir)) if osp.isdir(img_dir) else []:
-            stem = f[:-4]
-            if f.endswith('.png') and stem.startswith(prefix) and stem[len(prefix):].isdigit() \
-                    and int(stem[len(prefix):]) >= self.num_samples:
-                out.append(stem)
-        return out
+        return self.folder.unlisted_names(self.name_prefix, self.num_samples)
 
     def _save_grid(self, settings: Dict) -> None:
-        from ..datasets.image_io import read_image
-        n = min(self.grid, self.num_samples)
-        images, labels = [], []
-        for i in range(n):
-            name = self.sample_name(i)
-            img = read_image(osp.join(self.out_dir, 'images', name + '.png'), 'grayscale')
-            lg = np.load(osp.join(self.out_dir, 'logits', name + '.npy'))
-            images.append(img)
-            labels.append(lg.astype(np.float32).argmax(0))
+        names = [self.sample_name(i) for i in range(min(self.grid, self.num_samples))]
         palette = overlay_palette(self.runner.cfg.get('generation_palette'), settings['num_classes'])
-        path = osp.join(self.out_dir, 'grid.png')
-        save_generation_grid(np.stack(images), np.stack(labels), palette, path)
-        self.runner.logger.info(f'JointNetGenerationLoop: grid of {n} samples saved to {path}')
+        path = save_daug_grid(self.folder, names, palette, osp.join(self.out_dir, 'grid.png'))
+        self.runner.logger.info(f'JointNetGenerationLoop: grid of {len(names)} samples saved to {path}')

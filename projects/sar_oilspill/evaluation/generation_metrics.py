@@ -23,6 +23,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import xlogy
 from scipy.stats import wasserstein_distance
 
+from ..datasets.daug import DAugFolder
 from .oilspill_metric import confusion_to_metrics
 
 INCEPTION_FILE = 'inception-2015-12-05.pt'
@@ -501,9 +502,8 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
 # Reading D_aug and real tiles
 # ------------------------------------------------------------------------------------------------------------
 
-DAUG_LAYOUT = ('<root>/manifest.json, <root>/images/<name>.png (8-bit SAR tiles) and '
-               '<root>/logits/<name>.npy (float16 K x H x W logits), as written by the generation loop '
-               '(datasets/daug.py)')
+#: The D_aug layout in words (:attr:`DAugFolder.LAYOUT`).
+DAUG_LAYOUT = DAugFolder.LAYOUT
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 
 
@@ -528,34 +528,26 @@ def read_image(path: str) -> np.ndarray:
 
 
 def load_daug(root: str, max_samples: Optional[int] = None) -> Tuple[Dict, List[Dict[str, str]]]:
-    """List the complete pairs of a D_aug folder with :class:`DAugDataset`'s reader.
+    """List the samples of a D_aug folder (:meth:`DAugFolder.sample_names`, as :class:`DAugDataset` reads them).
 
     Args:
         root: D_aug folder.
         max_samples: Keep the first ``max_samples`` pairs in name order (all when ``None`` or larger).
 
     Returns:
-        (manifest, samples): each sample is ``dict(name, img_path, logits_path)``.
+        (manifest, samples): each sample is ``dict(name, img_path, logits_path)``; read them with
+        :func:`read_daug_image` / :func:`read_daug_logits`.
 
     Raises:
         FileNotFoundError: naming ``root`` and the expected layout when it is not a D_aug folder.
     """
-    from ..datasets.daug import DAugDataset
-    expected = (root, osp.join(root, 'manifest.json'), osp.join(root, 'images'), osp.join(root, 'logits'))
-    missing = [p for p in expected if not osp.exists(p)]
-    if missing:
-        raise FileNotFoundError(f'{root!r} is not a D_aug folder: {missing[0]!r} does not exist. Expected '
-                                f'{DAUG_LAYOUT}.')
-    ds = DAugDataset(data_root=root, pipeline=[], lazy_init=True)
-    manifest = ds.load_manifest()
-    try:
-        infos = ds.load_data_list()
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f'{e}. Expected {DAUG_LAYOUT}.') from e
+    folder = DAugFolder(root)
+    folder.check_layout()
+    manifest = folder.read_manifest()
+    names = folder.sample_names(manifest)
     if max_samples is not None:
-        infos = infos[:max_samples]
-    samples = [dict(name=osp.splitext(osp.basename(d['img_path']))[0], img_path=d['img_path'],
-                    logits_path=d['soft_logits_path']) for d in infos]
+        names = names[:max_samples]
+    samples = [dict(name=n, img_path=folder.image_path(n), logits_path=folder.logits_path(n)) for n in names]
     return manifest, samples
 
 

@@ -1,11 +1,12 @@
 """Config handling shared by the command-line tools (train, test, generation)."""
 import argparse
-import json
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Optional
 
 from mmengine.config import Config, DictAction
+
+from .atomic import write_json_atomic  # noqa: F401  (its former home; tools import it from here)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +57,46 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def world_size_of(launcher: str) -> int:
+    """Number of processes the launcher started (before the process group exists): torchrun's ``WORLD_SIZE``,
+    slurm's ``SLURM_NTASKS``, Open MPI's ``OMPI_COMM_WORLD_SIZE``; 1 without a launcher."""
+    var = dict(pytorch='WORLD_SIZE', slurm='SLURM_NTASKS', mpi='OMPI_COMM_WORLD_SIZE').get(launcher)
+    return int(os.environ.get(var, 1)) if var else 1
+
+
+def resolve_total_batch_size(cfg: Config, launcher: str, explicit: bool = False) -> None:
+    """Turn ``cfg.total_batch_size`` (the batch summed over all processes, e.g. the paper's 16) into the
+    per-process ``train_dataloader.batch_size`` = total / number of processes, so ``tools/dist_train.sh CONFIG G``
+    trains with the same total batch for every G.
+
+    Args:
+        cfg (Config): the config; unchanged without a ``total_batch_size`` (None: per-process batch as written).
+        launcher (str): ``--launcher``.
+        explicit (bool): ``train_dataloader.batch_size`` was given on the command line: that per-process batch
+            is kept and ``total_batch_size`` set to None (the log says so).
+
+    Raises:
+        SystemExit: the total is not a positive multiple of the number of processes.
+    """
+    total = cfg.get('total_batch_size')
+    if total is None or cfg.get('train_dataloader') is None:
+        return
+    from mmengine.logging import print_log
+    world = world_size_of(launcher)
+    if explicit:
+        print_log(f'train_dataloader.batch_size={cfg.train_dataloader.batch_size} given on the command line: '
+                  f'{world} process(es) x {cfg.train_dataloader.batch_size} (total_batch_size={total} ignored)',
+                  logger='current')
+        cfg.total_batch_size = None
+        return
+    if not isinstance(total, int) or total < 1 or total % world:
+        raise SystemExit(f'total_batch_size={total!r} cannot be split over {world} processes: use a number of '
+                         f'processes that divides it, or give the per-process batch with --cfg-options '
+                         f'train_dataloader.batch_size=N (then the total is {world} x N)')
+    cfg.train_dataloader.batch_size = total // world
+    print_log(f'total_batch_size={total}: {world} process(es) x {total // world}', logger='current')
+
+
 def check_sync_bn(cfg: Config) -> None:
     """Refuse ``sync_bn`` (``--sync-bn``) for a distributed training run without GPUs, before the Runner is built.
 
@@ -71,18 +112,6 @@ def check_sync_bn(cfg: Config) -> None:
         raise SystemExit(f'sync_bn={sync_bn!r} (--sync-bn): SyncBatchNorm needs GPUs, and none is visible to this '
                          'distributed CPU run (gloo); leave it out on CPU (--cfg-options sync_bn=None), every '
                          'process then normalises with the statistics of its own batch')
-
-
-def write_json_atomic(obj: Dict, path: str) -> str:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (never half-written)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 def apply_tta(cfg: Config, config_name: str) -> None:

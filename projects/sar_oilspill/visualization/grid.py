@@ -1,11 +1,12 @@
 """Image grids of generated SAR tiles with their labels overlaid (cv2 / numpy only)."""
 import math
-import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from ..utils.atomic import atomic_write_bytes
 
 #: SOS has classes (background, oil_spill) with palette black / white; white is hard to see over SAR, so
 #: overlays use red for oil. Background is never tinted (``skip_background``).
@@ -152,13 +153,19 @@ def save_generation_grid(images, labels, palette: Optional[Sequence[Sequence[int
     ok, buf = cv2.imencode(ext, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f'save_generation_grid: could not encode the grid as {ext}')
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+def save_daug_grid(folder, names: Sequence[str], palette: Optional[Sequence[Sequence[int]]], path: str,
+                   ncols: int = 4, alpha: float = 0.5) -> str:
+    """:func:`save_generation_grid` of D_aug samples: each tile next to the argmax of its logits.
+
+    Args:
+        folder: The :class:`~projects.sar_oilspill.datasets.daug.DAugFolder` (its ``read_image`` /
+            ``read_label`` read and check the files).
+        names: Sample names, in grid order.
+        palette, path, ncols, alpha: As for :func:`save_generation_grid`.
+    """
+    images = [folder.read_image(n) for n in names]
+    labels = [folder.read_label(n) for n in names]
+    return save_generation_grid(images, labels, palette, path, ncols=ncols, alpha=alpha)

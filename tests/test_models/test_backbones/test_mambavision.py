@@ -312,7 +312,79 @@ def test_with_cp_matches_plain():
     (dict(arch='test', window_size=(4, 4, 4)), 'window_size'),
     (dict(arch='test', out_indices=(4, )), 'out_indices'),
     (dict(arch='test', layer_scale='yes'), 'layer_scale'),
+    (dict(arch='test', window_padding='reflect'), 'window_padding'),
 ])
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MambaVision(**kwargs)
+
+
+# ------------------------------------------------------------------ windows that fit the input
+def _unpadded_level(level, x, ws):
+    """Reference: every window run on its valid tokens alone (no padding anywhere), a window of
+    min(ws, map) per dimension, windows tiling the map from the top-left."""
+    out = torch.empty_like(x)
+    _, _, h, w = x.shape
+    wh, ww = min(ws, h), min(ws, w)
+    for r in range(0, h, wh):
+        for c in range(0, w, ww):
+            part = x[:, :, r:r + wh, c:c + ww]
+            b, ch, ph, pw = part.shape
+            t = part.permute(0, 2, 3, 1).reshape(b, ph * pw, ch)  # row-major over the valid part
+            for blk in level.blocks:
+                t = blk(t)
+            out[:, :, r:r + ph, c:c + pw] = t.reshape(b, ph, pw, ch).permute(0, 3, 1, 2)
+    return out
+
+
+@pytest.mark.parametrize('hw,ws', [((13, 7), 4), ((9, 10), 4), ((5, 3), 8), ((16, 16), 8), ((6, 11), 3)])
+def test_masked_windows_equal_the_unpadded_computation(hw, ws):
+    """window_padding='mask': each window's tokens (a partial edge window too) get exactly the features
+    they get alone; padding changes nothing. NVlabs' zero padding ('zeros') does change them."""
+    torch.manual_seed(0)
+    model = MambaVision(arch='test', window_size=ws).eval()
+    level = model.levels[2]  # token level: Mamba mixer + attention blocks
+    for blk in level.blocks:  # larger layer scale: the token mixing must show in the features
+        blk.gamma_1.data.fill_(1.)
+        blk.gamma_2.data.fill_(1.)
+    x = torch.randn(2, level.blocks[0].norm1.normalized_shape[0], *hw)
+    with torch.no_grad():
+        got = level.forward_blocks(x)
+        want = _unpadded_level(level, x, ws)
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (got - want).abs().max()
+        level.window_padding = 'zeros'
+        zeros = level.forward_blocks(x)
+    padded = hw[0] % ws or hw[1] % ws
+    if padded:
+        assert not torch.allclose(zeros, want, atol=1e-3)
+    else:
+        assert torch.allclose(zeros, want, atol=1e-5)
+
+
+def test_masked_windows_gradients_and_checkpointing():
+    torch.manual_seed(0)
+    plain = MambaVision(arch='test', window_size=(4, 4, 3, 2)).train()
+    ckpt = MambaVision(arch='test', window_size=(4, 4, 3, 2), with_cp=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 70, 45)  # level 2: 5x3 in 3x3 windows, level 3: 3x2 in 2x2 windows
+    outs_a, outs_b = plain(x), ckpt(x)
+    for a, b in zip(outs_a, outs_b):
+        assert torch.allclose(a, b, atol=1e-6)
+    sum(o.square().sum() for o in outs_b).backward()
+    for name, p in ckpt.levels[2:].named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_windows_larger_than_the_map_are_the_whole_map():
+    """At 256x256 (SOS tiles) the level maps are 16x16 and 8x8: windows (8, 8, 16, 8) and NVlabs'
+    segmentation windows (8, 8, 64, 32) compute the same features (one whole-map window each), with no padding;
+    the ImageNet windows (8, 8, 14, 7) split the maps instead."""
+    torch.manual_seed(0)
+    arch = dict(ARCH_SETTINGS['test'], window_size=(4, 4, 16, 8))
+    fit = MambaVision(arch=arch).eval()
+    big = MambaVision(arch=dict(arch, window_size=(4, 4, 64, 32))).eval()
+    big.load_state_dict(fit.state_dict())
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        for a, b in zip(fit(x), big(x)):
+            assert torch.equal(a, b)

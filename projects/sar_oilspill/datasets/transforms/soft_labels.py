@@ -5,6 +5,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from ..daug import read_daug_logits
+
 
 @TRANSFORMS.register_module()
 class LoadSoftLabels(BaseTransform):
@@ -35,15 +37,7 @@ class LoadSoftLabels(BaseTransform):
 
     def transform(self, results: Dict) -> Dict:
         path = results['soft_logits_path']
-        try:
-            logits = np.load(path)
-        except (OSError, ValueError) as e:
-            raise OSError(f'{path}: unreadable soft labels ({e})') from e
-        k = results.get('num_classes')
-        if logits.ndim != 3 or (k is not None and logits.shape[0] != k):
-            raise ValueError(f'{path}: expected (K={k}, H, W) logits, got shape {logits.shape}')
-        if not np.isfinite(logits).all():
-            raise ValueError(f'{path}: soft labels contain NaN or inf')
+        logits = read_daug_logits(path, results.get('num_classes'))
         if 'img_shape' in results and tuple(logits.shape[1:]) != tuple(results['img_shape'][:2]):
             raise ValueError(f'{path}: logits are {logits.shape[1:]} but the image {results.get("img_path")} is '
                              f'{tuple(results["img_shape"][:2])}')

@@ -21,8 +21,25 @@ tokens with :class:`MambaVisionMixer`, the rest with self-attention.
 Output size rule: for an input of H x W (any H, W >= 1) feature ``i`` has spatial size
 ``ceil(H / 2**(i+2)) x ceil(W / 2**(i+2))``. No input padding is needed: every stride-2 conv
 is 3x3 with padding 1, which maps ``n`` to ``ceil(n / 2)``, and ``ceil(ceil(n/2^k)/2) =
-ceil(n/2^(k+1))``. Token levels zero-pad their input at the bottom/right to a multiple of the
-window (as NVlabs does, no attention mask), run the blocks and crop the padding away.
+ceil(n/2^(k+1))``.
+
+Windows of the token levels (``window_padding``):
+
+* ``'mask'`` (default): a window never holds padding tokens in effect. A level map smaller
+  than the window in a dimension gets a window of the map's size there (a map within the
+  window is one whole-map window, with no padding at all). Where the map is larger than the
+  window and not a multiple of it, the map is padded at the bottom/right, and in every edge
+  window the valid tokens are moved to the front of the window's sequence (row-major over
+  the valid part) and the padding is masked: attention ignores padded keys and the Mamba
+  mixer zeroes them before its (non-causal, kernel-3) conv1d, and the scan is causal, so
+  every window computes exactly what it would compute holding its valid tokens only.
+* ``'zeros'``: NVlabs' code: square windows, zero padding that takes part in the attention
+  and the scan (different features near the padded edge).
+
+With ``'mask'`` the windows only matter where a level map is larger than them: choose them
+per input size, e.g. the level map of the training crop (``(8, 8, 32, 16)`` for 512 crops,
+``(8, 8, 16, 8)`` for 256 tiles). The windows hold no parameters: every choice loads the
+same checkpoint.
 """
 import math
 import os.path as osp
@@ -43,6 +60,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg.registry import MODELS
 from ..utils.layer_norm import LayerNorm2d  # NVlabs' ``ln2d`` output norm
+from .pretrained import MAMBAVISION_B_1K, WEIGHTS_DIR_ENV
 from .selective_scan import selective_scan_fn
 
 # NVlabs variants (mambavision 1.2.0, mamba_vision.py). Windows are the ImageNet ones; NVlabs'
@@ -70,7 +88,7 @@ NVLABS_CHECKPOINTS: Dict[str, str] = {
     'tiny': 'https://huggingface.co/nvidia/MambaVision-T-1K/resolve/main/mambavision_tiny_1k.pth.tar',
     'tiny2': 'https://huggingface.co/nvidia/MambaVision-T2-1K/resolve/main/mambavision_tiny2_1k.pth.tar',
     'small': 'https://huggingface.co/nvidia/MambaVision-S-1K/resolve/main/mambavision_small_1k.pth.tar',
-    'base': 'https://huggingface.co/nvidia/MambaVision-B-1K/resolve/main/mambavision_base_1k.pth.tar',
+    'base': MAMBAVISION_B_1K,
     'large': 'https://huggingface.co/nvidia/MambaVision-L-1K/resolve/main/mambavision_large_1k.pth.tar',
     'large2': 'https://huggingface.co/nvidia/MambaVision-L2-1K/resolve/main/mambavision_large2_1k.pth.tar',
 }  # yapf: disable
@@ -79,37 +97,69 @@ NVLABS_CHECKPOINTS: Dict[str, str] = {
 CLASSIFIER_PREFIXES = ('norm.', 'head.')
 
 
-def window_partition(x: Tensor, window_size: int) -> Tensor:
+def window_partition(x: Tensor, window_size: int, window_w: Optional[int] = None) -> Tensor:
     """Split a feature map into non-overlapping windows of tokens (row-major inside a window).
 
     Args:
-        x (Tensor): (B, C, H, W), H and W multiples of ``window_size``.
-        window_size (int): window side.
+        x (Tensor): (B, C, H, W), H a multiple of ``window_size``, W of ``window_w``.
+        window_size (int): window height (and width unless ``window_w`` is given).
+        window_w (int, optional): window width. Defaults to ``window_size``.
 
     Returns:
-        Tensor: (B * H/ws * W/ws, ws * ws, C).
+        Tensor: (B * H/wh * W/ww, wh * ww, C), windows in row-major order per image.
     """
+    wh, ww = window_size, window_w or window_size
     b, c, h, w = x.shape
-    x = x.view(b, c, h // window_size, window_size, w // window_size, window_size)
-    return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, window_size * window_size, c)
+    x = x.view(b, c, h // wh, wh, w // ww, ww)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, wh * ww, c)
 
 
-def window_reverse(windows: Tensor, window_size: int, h: int, w: int) -> Tensor:
+def window_reverse(windows: Tensor, window_size: int, h: int, w: int,
+                   window_w: Optional[int] = None) -> Tensor:
     """Inverse of :func:`window_partition`.
 
     Args:
-        windows (Tensor): (B * h/ws * w/ws, ws * ws, C).
-        window_size (int): window side.
+        windows (Tensor): (B * h/wh * w/ww, wh * ww, C).
+        window_size (int): window height (and width unless ``window_w`` is given).
         h (int): padded height.
         w (int): padded width.
+        window_w (int, optional): window width. Defaults to ``window_size``.
 
     Returns:
         Tensor: (B, C, h, w).
     """
+    wh, ww = window_size, window_w or window_size
     c = windows.shape[2]
-    b = windows.shape[0] // ((h // window_size) * (w // window_size))
-    x = windows.reshape(b, h // window_size, w // window_size, window_size, window_size, c)
+    b = windows.shape[0] // ((h // wh) * (w // ww))
+    x = windows.reshape(b, h // wh, w // ww, wh, ww, c)
     return x.permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
+
+
+def valid_first_order(h: int, w: int, wh: int, ww: int,
+                      device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor]:
+    """Token order that puts each window's valid tokens first (``window_padding='mask'``).
+
+    The map (h, w) is padded to multiples of (wh, ww) and split by :func:`window_partition`.
+    In window (p, q) the valid part is ``min(wh, h - p wh) x min(ww, w - q ww)``.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``order`` (nW, wh*ww) long, the within-window token indices
+        with the valid ones first (row-major over the valid part, i.e. the order of that
+        part alone) and the padding last; ``valid`` (nW, wh*ww) bool, True on the first
+        (number of valid tokens) positions of the reordered windows.
+    """
+    nh, nw = -(-h // wh), -(-w // ww)
+    rows = torch.arange(wh, device=device).view(1, wh, 1)
+    cols = torch.arange(ww, device=device).view(1, 1, ww)
+    vh = (h - torch.arange(nh, device=device) * wh).clamp(max=wh)  # valid rows per window row
+    vw = (w - torch.arange(nw, device=device) * ww).clamp(max=ww)
+    vh = vh.view(nh, 1).expand(nh, nw).reshape(-1, 1, 1)
+    vw = vw.view(1, nw).expand(nh, nw).reshape(-1, 1, 1)
+    is_valid = ((rows < vh) & (cols < vw)).reshape(nh * nw, wh * ww)
+    local = torch.arange(wh * ww, device=device)
+    order = torch.argsort(local + (~is_valid).long() * (wh * ww), dim=1)
+    valid = local.view(1, -1) < (vh * vw).view(-1, 1)
+    return order, valid
 
 
 def _build_norm(cfg: dict, num_features: int) -> nn.Module:
@@ -236,18 +286,24 @@ class MambaVisionMixer(nn.Module):
         self.conv1d_x = nn.Conv1d(half, half, d_conv, groups=half, bias=False)
         self.conv1d_z = nn.Conv1d(half, half, d_conv, groups=half, bias=False)
 
-    def forward(self, hidden_states: Tensor) -> Tensor:
+    def forward(self, hidden_states: Tensor, valid: Optional[Tensor] = None) -> Tensor:
         """Mix tokens.
 
         Args:
             hidden_states (Tensor): (B, L, C).
+            valid (Tensor, optional): (B, L) bool, True on a prefix of each sequence (the valid
+                tokens, padding after them). The padding is zeroed before the conv1d, so the
+                valid tokens see the conv's zero padding as in their sequence alone; the scan is
+                causal, so padding after them cannot reach them. None: all tokens valid.
 
         Returns:
-            Tensor: (B, L, C).
+            Tensor: (B, L, C); outputs at padded positions are meaningless.
         """
         _, length, _ = hidden_states.shape
         half = self.d_inner // 2
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, C, L)
+        if valid is not None:
+            xz = xz * valid.unsqueeze(1).to(xz.dtype)
         x, z = xz.chunk(2, dim=1)
         A = -torch.exp(self.A_log.float())  # (C/2, N)
         x = F.silu(F.conv1d(x, self.conv1d_x.weight, padding='same', groups=half))
@@ -294,13 +350,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Args: x (Tensor): (B, N, C). Returns: Tensor: (B, N, C)."""
+    def forward(self, x: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+        """Args: x (Tensor): (B, N, C); valid (Tensor, optional): (B, N) bool, the keys that
+        may be attended to (None: all). Returns: Tensor: (B, N, C)."""
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         x = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+            q, k, v, attn_mask=None if valid is None else valid[:, None, None, :],
+            dropout_p=self.attn_drop if self.training else 0.)
         x = x.transpose(1, 2).reshape(b, n, c)
         return self.proj_drop(self.proj(x))
 
@@ -361,9 +419,10 @@ class MambaVisionBlock(nn.Module):
         else:
             self.gamma_1 = self.gamma_2 = None
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Args: x (Tensor): (B, N, C). Returns: Tensor: (B, N, C)."""
-        y = self.mixer(self.norm1(x))
+    def forward(self, x: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+        """Args: x (Tensor): (B, N, C); valid (Tensor, optional): (B, N) bool, a prefix of
+        valid tokens per sequence (see :class:`MambaVisionMixer`). Returns: (B, N, C)."""
+        y = self.mixer(self.norm1(x), valid)
         x = x + self.drop_path(y if self.gamma_1 is None else self.gamma_1 * y)
         y = self.mlp(self.norm2(x))
         return x + self.drop_path(y if self.gamma_2 is None else self.gamma_2 * y)
@@ -377,6 +436,7 @@ class MambaVisionLayer(nn.Module):
         depth (int): number of blocks.
         num_heads (int): attention heads (token levels).
         window_size (int): window side (token levels).
+        window_padding (str): 'mask' or 'zeros' (see the module docstring).
         conv (bool): ConvBlocks (levels 0-1) instead of token blocks.
         downsample (bool): end with a stride-2 conv (dim -> 2 dim).
         norm_cfg (dict): norm of the ConvBlocks.
@@ -399,10 +459,12 @@ class MambaVisionLayer(nn.Module):
                  layer_scale: Optional[float] = None,
                  layer_scale_conv: Optional[float] = None,
                  with_cp: bool = False,
+                 window_padding: str = 'mask',
                  **block_kwargs) -> None:
         super().__init__()
         self.conv = conv
         self.window_size = window_size
+        self.window_padding = window_padding
         self.with_cp = with_cp
         if conv:
             self.blocks = nn.ModuleList([
@@ -435,24 +497,38 @@ class MambaVisionLayer(nn.Module):
             for blk in self.blocks:
                 x = self._run(blk, x)
             return x
-        _, _, h, w = x.shape
+        b, _, h, w = x.shape
         ws = self.window_size
-        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
+        if self.window_padding == 'mask':  # a map smaller than the window: a whole-map window
+            wh, ww = min(ws, h), min(ws, w)
+        else:
+            wh = ww = ws
+        pad_b, pad_r = (wh - h % wh) % wh, (ww - w % ww) % ww
         if pad_b or pad_r:
             x = F.pad(x, (0, pad_r, 0, pad_b))
         hp, wp = h + pad_b, w + pad_r
-        x = window_partition(x, ws)
+        x = window_partition(x, wh, ww)
+        valid = order = None
+        if (pad_b or pad_r) and self.window_padding == 'mask':
+            order, valid = valid_first_order(h, w, wh, ww, device=x.device)
+            order = order.repeat(b, 1)  # windows of image 0, then image 1, ...
+            valid = valid.repeat(b, 1)
+            x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         for blk in self.blocks:
-            x = self._run(blk, x)
-        x = window_reverse(x, ws, hp, wp)
+            x = self._run(blk, x, valid)
+        if order is not None:  # back to the row-major window layout
+            x = torch.empty_like(x).scatter_(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]), x)
+        x = window_reverse(x, wh, hp, wp, ww)
         if pad_b or pad_r:
             x = x[:, :, :h, :w].contiguous()
         return x
 
-    def _run(self, blk: nn.Module, x: Tensor) -> Tensor:
+    def _run(self, blk: nn.Module, x: Tensor, valid: Optional[Tensor] = None) -> Tensor:
         if self.with_cp and x.requires_grad:
-            return cp.checkpoint(blk, x, use_reentrant=False)
-        return blk(x)
+            if valid is None:
+                return cp.checkpoint(blk, x, use_reentrant=False)
+            return cp.checkpoint(blk, x, valid, use_reentrant=False)
+        return blk(x) if valid is None else blk(x, valid)
 
 
 @MODELS.register_module()
@@ -473,7 +549,12 @@ class MambaVision(BaseModule):
         window_size (int | Sequence[int], optional): window side per level (levels 0-1 are
             convolutional and ignore it); an int applies to all levels. None: the arch's
             ImageNet windows (8, 8, 14, 7). Windows hold no parameters, so any value loads
-            the same checkpoint (NVlabs' ADE20K-512 configs use (8, 8, 64, 32)).
+            the same checkpoint (NVlabs' ADE20K-512 configs use (8, 8, 64, 32)). With
+            ``window_padding='mask'`` a window larger than a level map shrinks to the map.
+        window_padding (str): 'mask' (default): no padding where a level map fits in its
+            window, and padded tokens masked out of attention and scan elsewhere, so each
+            window computes what it computes on its valid tokens alone; 'zeros': NVlabs'
+            zero padding (padding tokens take part). See the module docstring.
         layer_scale (float | None | str): token-block layer scale init; 'arch' takes the
             arch's value (1e-5 for B/L/L2, None for T/T2/S). It decides whether
             ``gamma_1``/``gamma_2`` exist, so it must match the checkpoint. Defaults to 'arch'.
@@ -513,6 +594,7 @@ class MambaVision(BaseModule):
                  arch: Union[str, dict] = 'base',
                  in_channels: int = 3,
                  window_size: Optional[Union[int, Sequence[int]]] = None,
+                 window_padding: str = 'mask',
                  layer_scale: Union[float, None, str] = 'arch',
                  layer_scale_conv: Optional[float] = None,
                  mlp_ratio: float = 4.,
@@ -545,6 +627,10 @@ class MambaVision(BaseModule):
         self.window_size = tuple(int(w) for w in window_size)
         if len(self.window_size) != num_levels or min(self.window_size) < 1:
             raise ValueError(f'MambaVision: window_size needs 4 positive ints, got {window_size}')
+        if window_padding not in ('mask', 'zeros'):
+            raise ValueError(f"MambaVision: window_padding must be 'mask' or 'zeros', "
+                             f'got {window_padding!r}')
+        self.window_padding = window_padding
         if layer_scale == 'arch':
             layer_scale = settings.get('layer_scale')
         elif isinstance(layer_scale, str):
@@ -573,6 +659,7 @@ class MambaVision(BaseModule):
                     depth=self.depths[i],
                     num_heads=self.num_heads[i],
                     window_size=self.window_size[i],
+                    window_padding=window_padding,
                     conv=i < 2,
                     downsample=i < num_levels - 1,
                     norm_cfg=norm_cfg,
@@ -670,8 +757,14 @@ class MambaVision(BaseModule):
     def init_weights(self) -> None:
         """Default init, or load ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
 
+        ``checkpoint`` is a local file or a URL; the release URLs (``NVLABS_CHECKPOINTS``) are read from
+        ``$SAR_OILSPILL_WEIGHTS_DIR`` when it is set, else from torch's hub cache, downloaded once (see
+        :mod:`.pretrained`).
+
         Raises:
-            FileNotFoundError: the local checkpoint file does not exist.
+            FileNotFoundError: the local checkpoint file does not exist;
+                :class:`~.pretrained.PretrainedWeightsUnavailable` (a FileNotFoundError): a URL's file is
+                neither in the offline folder / cache nor downloadable (the message says how to get it).
             KeyError: the checkpoint's encoder keys or shapes do not match this architecture
                 (missing and unexpected keys listed).
             CheckpointError (a ValueError): the file is empty, unreadable, holds objects that are
@@ -689,7 +782,9 @@ class MambaVision(BaseModule):
             hint = NVLABS_CHECKPOINTS.get(self.arch_name or '', None)
             raise FileNotFoundError(
                 f'MambaVision(arch={self.arch_name!r}): pretrained checkpoint {path!r} does not '
-                'exist. ' + (f'Download the NVlabs ImageNet weights from {hint} ' if hint else '')
+                'exist. ' + (f'Download the NVlabs ImageNet weights from {hint} and pass their path '
+                             '(--cfg-options model.backbone.init_cfg.checkpoint=PATH), or leave the URL in '
+                             f'the config and put the file in ${WEIGHTS_DIR_ENV}, ' if hint else '')
                 + 'or set init_cfg=None to train from scratch.')
         state_dict = load_nvlabs_state_dict(path, prefix=self.init_cfg.get('prefix'))
         from ...utils.checkpoint_compat import check_finite

@@ -52,10 +52,16 @@ class UNetPPSkip(BaseModule):
       ``hr = Conv1x1_{jC->C}(cat(x_{i,0}, .., x_{i,j-1}))`` (the dense UNet++
       skips fused linearly). Then ``x_{i,j} = CAFTBlock(hr, lr=x_{i+1,j-1})``:
       Query from the LR node, Key/Value from ``hr``, residual on ``hr``.
-    * ``'conv3x3'`` (Table 9, "3x3 Conv"): the standard UNet++ node,
-      ``x_{i,j} = H(cat(x_{i,0}, .., x_{i,j-1}, Up(x_{i+1,j-1})))``, where
-      ``H`` is ``num_convs`` ConvModules (3x3 conv, norm, act); the first maps
-      ``jC + C_{i+1} -> C``, the others ``C -> C``. No residual.
+    * ``'conv3x3'`` (Table 9, "3x3 Conv": a convolution block in place of
+      each CAFT block): ``hr`` as for ``'caft'`` (same 1x1 fusions), then
+      ``x_{i,j} = hr + H(Up(x_{i+1,j-1}))``, where ``H`` is ``num_convs``
+      ConvModules (3x3 conv, norm, act); the first maps ``C_{i+1} -> C``, the
+      others ``C -> C``. The block has the CAFT block's inputs, output and
+      residual, so the two variants differ only in the block. With one conv
+      per node (default) the grid adds 8.17 M parameters at MambaVision-B's
+      widths (paper: +6.95 M, widths not given); the standard UNet++ node
+      (two 3x3 convs on the concatenation of the row and ``Up``) added
+      16.96 M.
     * ``'none'`` (Table 9, "No module"): no nodes and no parameters; the
       encoder features are passed directly (output == input), i.e. a plain
       U-Net skip.
@@ -79,8 +85,8 @@ class UNetPPSkip(BaseModule):
             full width). At MambaVision-B's widths the grid adds 2.47 M
             parameters with 1 and 0.78 M with 4 (the paper reports
             +0.89 M without giving the widths; see the README).
-        num_convs (int): Convs per node for ``'conv3x3'``. Defaults to 2
-            (the UNet++ node: two 3x3 conv-norm-act layers).
+        num_convs (int): 3x3 conv-norm-act layers per ``'conv3x3'`` node.
+            Defaults to 1.
         norm_cfg (dict): Norm of the ``'conv3x3'`` nodes. Defaults to BN.
         act_cfg (dict): Activation of the ``'conv3x3'`` nodes. Defaults to
             ReLU.
@@ -94,7 +100,7 @@ class UNetPPSkip(BaseModule):
                  num_heads: Union[int, Sequence[int]] = (1, 2, 4, 8),
                  ffn_expansion_factor: float = 0.,
                  attn_reduction: int = 1,
-                 num_convs: int = 2,
+                 num_convs: int = 1,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU'),
                  align_corners: bool = False,
@@ -135,6 +141,8 @@ class UNetPPSkip(BaseModule):
             for i in range(num_levels - j):
                 c, c_lr = in_channels[i], in_channels[i + 1]
                 name = self._name(i, j)
+                if j > 1:  # the dense UNet++ skips, fused linearly
+                    self.fusions[name] = nn.Conv2d(j * c, c, 1, bias=False)
                 if skip_type == 'caft':
                     ca = c // attn_reduction
                     if ca * attn_reduction != c or ca % heads[i] != 0:
@@ -142,9 +150,6 @@ class UNetPPSkip(BaseModule):
                             f'UNetPPSkip: in_channels[{i}]={c} / '
                             f'attn_reduction={attn_reduction} must be a '
                             f'whole multiple of num_heads[{i}]={heads[i]}')
-                    if j > 1:
-                        self.fusions[name] = nn.Conv2d(
-                            j * c, c, 1, bias=False)
                     self.nodes[name] = CAFTBlock(
                         hr_channels=c,
                         lr_channels=c_lr,
@@ -152,10 +157,10 @@ class UNetPPSkip(BaseModule):
                         ffn_expansion_factor=ffn_expansion_factor,
                         align_corners=align_corners,
                         attn_channels=ca)
-                else:  # conv3x3
+                else:  # conv3x3: one conv block in place of the CAFT block
                     layers = [
                         ConvModule(
-                            j * c + c_lr if k == 0 else c,
+                            c_lr if k == 0 else c,
                             c,
                             3,
                             padding=1,
@@ -172,15 +177,15 @@ class UNetPPSkip(BaseModule):
         """Compute ``x_{i,j}`` from ``row = [x_{i,0}..x_{i,j-1}]`` and
         ``lr = x_{i+1,j-1}``."""
         name = self._name(i, j)
+        hr = row[0] if j == 1 else self.fusions[name](torch.cat(row, 1))
         if self.skip_type == 'caft':
-            hr = row[0] if j == 1 else self.fusions[name](torch.cat(row, 1))
             return self.nodes[name](hr, lr)
         up = F.interpolate(
             lr,
-            size=row[0].shape[-2:],
+            size=hr.shape[-2:],
             mode='bilinear',
             align_corners=self.align_corners)
-        return self.nodes[name](torch.cat(row + [up], dim=1))
+        return hr + self.nodes[name](up)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Run the nested skip grid.

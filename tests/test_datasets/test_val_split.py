@@ -1,0 +1,112 @@
+"""The deterministic validation split carved out of a training set (datasets/val_split.py, dataset ``split=``)."""
+import os
+import os.path as osp
+import random
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from mmseg.registry import DATASETS
+
+from projects.sar_oilspill.datasets.val_split import check_split, read_id_list, split_ids
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+def _sos(root, img='train/palsar', split=None, **kw):
+    return DATASETS.build(dict(type='SOSDataset', data_root=str(root), pipeline=[], split=split,
+                               data_prefix=dict(img_path=img, seg_map_path=img), **kw))
+
+
+def _ids(ds):
+    return sorted(osp.basename(ds.get_data_info(i)['img_path']) for i in range(len(ds)))
+
+
+def _write_sos(root, names):
+    folder = osp.join(root, 'train', 'palsar')
+    os.makedirs(folder, exist_ok=True)
+    for n in names:
+        cv2.imwrite(osp.join(folder, f'{n}_sat.jpg'), np.full((8, 8, 3), 90, np.uint8))
+        cv2.imwrite(osp.join(folder, f'{n}_mask.png'), np.zeros((8, 8, 3), np.uint8))
+
+
+def test_split_ids_is_fixed_disjoint_and_complete():
+    ids = [f'{i:05d}' for i in range(50)]
+    train, val = split_ids(ids, 0.1, seed=0)
+    assert len(val) == 5 and len(train) == 45
+    assert not set(train) & set(val) and sorted(train + val) == ids
+    # the same ids on every machine: pinned (sha256 of "seed:id", independent of PYTHONHASHSEED and listing order)
+    assert val == ['00014', '00018', '00022', '00036', '00047']
+    shuffled = ids[:]
+    random.Random(1).shuffle(shuffled)
+    assert split_ids(shuffled, 0.1, seed=0) == (train, val)
+    assert split_ids(ids, 0.1, seed=1)[1] != val
+    assert len(split_ids(ids[:3], 0.01)[1]) == 1 and len(split_ids(ids[:3], 0.99)[0]) == 1  # both parts non-empty
+
+
+@pytest.mark.parametrize('split, match', [
+    (dict(part='test'), 'split.part'), (dict(part='val', fraction=1.0), 'fraction'),
+    (dict(part='val', fraction=0), 'fraction'), (dict(part='val', seed='0'), 'seed'),
+    (dict(part='val', frac=0.1), 'unknown keys'), ('val', 'expected dict')])
+def test_bad_split_arguments_are_refused(split, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        check_split(split)
+
+
+def test_split_errors_name_the_problem():
+    with pytest.raises(ValueError, match='cannot be split'):
+        split_ids(['a'], 0.5)
+    with pytest.raises(ValueError, match="duplicate ids, e.g. \\['a'\\]"):
+        split_ids(['a', 'a', 'b'], 0.5)
+
+
+def test_dataset_split_on_synthetic_sos(tmp_path):
+    names = [f'{i}' for i in range(20)]
+    _write_sos(tmp_path, names)
+    full = _sos(tmp_path)
+    train = _sos(tmp_path, split=dict(part='train', fraction=0.25, seed=3))
+    val = _sos(tmp_path, split=dict(part='val', fraction=0.25, seed=3))
+    assert len(train) == 15 and len(val) == 5
+    assert not set(_ids(train)) & set(_ids(val)) and sorted(_ids(train) + _ids(val)) == _ids(full)
+    assert val.split_info == dict(part='val', fraction=0.25, seed=3, num_total=20, num_train=15, num_val=5)
+    exp_train, exp_val = split_ids(names, 0.25, seed=3)
+    assert _ids(val) == sorted(f'{n}_sat.jpg' for n in exp_val)
+
+
+def test_dataset_split_on_osd_layout(synthetic_osd):
+    kw = dict(type='OSDDataset', data_root=synthetic_osd, pipeline=[],
+              data_prefix=dict(img_path='train/images', seg_map_path='train/labels_1D'))
+    full = DATASETS.build(kw)
+    parts = {p: DATASETS.build(dict(kw, split=dict(part=p, fraction=0.25, seed=0))) for p in ('train', 'val')}
+    assert len(parts['val']) == 3 and len(parts['train']) == len(full) - 3
+    assert sorted(_ids(parts['train']) + _ids(parts['val'])) == _ids(full)
+    assert not set(_ids(parts['train'])) & set(_ids(parts['val']))
+
+
+def test_make_val_split_lists_match_the_config_split(tmp_path):
+    """The tool's list files, read as mmseg ann_file, give the same samples as split=dict(...)."""
+    _write_sos(tmp_path / 'data', [f'{i}' for i in range(12)])
+    out = tmp_path / 'lists'
+    r = subprocess.run([sys.executable, 'tools/dataset_tools/make_val_split.py', '--type', 'SOSDataset', '--root',
+                        str(tmp_path / 'data'), '--img-dir', 'train/palsar', '--fraction', '0.25', '--seed', '5',
+                        '--out-dir', str(out)], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '12 samples -> 9 train' in r.stdout
+    for part in ('train', 'val'):
+        by_list = _sos(tmp_path / 'data', ann_file=str(out / f'{part}.txt'))
+        by_split = _sos(tmp_path / 'data', split=dict(part=part, fraction=0.25, seed=5))
+        assert _ids(by_list) == _ids(by_split)
+        assert sorted(f'{i}_sat.jpg' for i in read_id_list(str(out / f'{part}.txt'))) == _ids(by_split)
+
+
+def test_split_of_the_real_sos_subset(sos_mini):
+    train = _sos(sos_mini, split=dict(part='train', fraction=0.1, seed=0))
+    val = _sos(sos_mini, split=dict(part='val', fraction=0.1, seed=0))
+    full = _sos(sos_mini)
+    assert (len(train), len(val)) == (360, 40) and len(full) == 400
+    assert not set(_ids(train)) & set(_ids(val)) and sorted(_ids(train) + _ids(val)) == _ids(full)
+    # pinned: the same 40 validation tiles on every machine
+    assert _ids(val)[:3] == ['10778_sat.jpg', '10833_sat.jpg', '10897_sat.jpg']

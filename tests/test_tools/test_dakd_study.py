@@ -1,0 +1,127 @@
+"""tools/benchmarks/dakd_study.py end to end on the real SOS subset with tiny settings, and its resumption.
+
+The study script runs in this process (its tools run as subprocesses, as for a user); the test tiles are 8 of
+sos_mini's held-out palsar tiles (linked into a temporary SOS layout) to keep the run short.
+"""
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+
+import pytest
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+def _load_study():
+    spec = importlib.util.spec_from_file_location('dakd_study', osp.join(ROOT, 'tools', 'benchmarks', 'dakd_study.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _small_test_root(sos_mini, root, n=8):
+    sat = sorted(f for f in os.listdir(osp.join(sos_mini, 'test', 'palsar', 'sat')) if f.endswith('_sat.jpg'))[:n]
+    for sub in ('sat', 'gt'):
+        os.makedirs(osp.join(root, 'test', 'palsar', sub))
+    for f in sat:
+        mask = f.replace('_sat.jpg', '_mask.png')
+        os.symlink(osp.join(sos_mini, 'test', 'palsar', 'sat', f), osp.join(root, 'test', 'palsar', 'sat', f))
+        os.symlink(osp.join(sos_mini, 'test', 'palsar', 'gt', mask), osp.join(root, 'test', 'palsar', 'gt', mask))
+    return str(root)
+
+
+def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    study = _load_study()
+    work = tmp_path / 'study'
+    argv = ['--data-root', sos_mini, '--test-root', _small_test_root(sos_mini, tmp_path / 'test_root'),
+            '--models', 'saross_tiny', '--seeds', '0', '--iters', '2', '--val-interval', '1', '--batch', '2',
+            '--val-fraction', '0.02', '--num-workers', '0', '--teacher-iters', '2', '2', '2', '--teacher-batch', '2',
+            '--gen-samples', '4', '--gen-steps', '3', '--gen-batch', '4', '--work-dir', str(work)]
+    study.main(argv)
+    out = capsys.readouterr().out
+
+    split = json.load(open(work / 'split' / 'split.json'))
+    lists = {p: open(work / 'split' / f'{p}.txt').read().split() for p in ('train', 'val', 'test')}
+    assert (split['num_train'], split['num_val'], split['num_test']) == (392, 8, 8)
+    assert split['num_train'] + split['num_val'] == split['num_train_total'] == 400
+    assert {p: len(v) for p, v in lists.items()} == dict(train=392, val=8, test=8)
+    assert not set(lists['train']) & set(lists['val'])
+
+    teacher = json.load(open(work / 'teacher.json'))
+    assert 0 < teacher['balancing_factor'] < 1 and teacher['num_tiles'] == 4
+    assert teacher['settings']['stage_iters'] == [2, 2, 2] and teacher['settings']['gen_steps'] == 3
+    assert set(teacher['cpu_times_s']) == {'balancing_factor_s', 'jointnet_train_s', 'generation_s'}
+    assert all(_finite(v) and v > 0 for v in teacher['cpu_times_s'].values())
+
+    runs = {}
+    for variant in ('real', 'dakd'):
+        r = json.load(open(work / 'runs' / f'saross_tiny_{variant}_seed0.json'))
+        runs[variant] = r
+        assert r['split_sizes'] == dict(train=392, val=8, test=8) and r['iterations'] == 2
+        assert [c['iter'] for c in r['val_curve']] == [1, 2]
+        assert r['best_iter'] in (1, 2) and r['best_val_mIoU'] == max(c['mIoU'] for c in r['val_curve'])
+        assert all(_finite(r['test_metrics'][k]) for k in ('mIoU', 'IoU.oil_spill', 'IoU.background', 'aAcc'))
+        assert _finite(r['wall_s']) and r['settings']['seed'] == 0
+    assert runs['dakd']['settings']['teacher'] == teacher['settings']
+    assert runs['dakd']['settings']['mosaic'] is True and runs['dakd']['settings']['tile_uses_per_epoch'] == 4.0
+
+    quality = json.load(open(work / 'generation_quality.json'))
+    sp = quality['results']['speckle']
+    assert _finite(sp['distance']['js']) and _finite(sp['distance']['w1'])
+    assert quality['results']['num_real'] == 392  # the train part only
+    assert _finite(quality['results']['label_consistency']['mIoU'])
+    assert quality['settings']['segmentor'] == 'saross_tiny_real_seed0'
+
+    summary = open(work / 'summary.md').read()
+    assert summary in out
+    assert '| saross_tiny | real only | 1 |' in summary and '| saross_tiny | real + D_aug (DAKD) | 1 |' in summary
+    assert 'DAKD minus real only' in summary and 'Teacher (once' in summary and 'Generation quality' in summary
+
+    # a re-run skips everything that is finished: nothing is trained or rewritten
+    stamps = {p: osp.getmtime(p) for p in (work / 'teacher.json', work / 'generation_quality.json',
+                                            *[work / 'runs' / f'saross_tiny_{v}_seed0.json' for v in runs])}
+    study.main(argv)
+    out = capsys.readouterr().out
+    assert out.count('skipped') == 4, out
+    assert {p: osp.getmtime(p) for p in stamps} == stamps
+    assert open(work / 'summary.md').read() == summary
+
+
+def test_study_refuses_bad_arguments(capsys, tmp_path):
+    study = _load_study()
+    for argv, msg in ((['--data-root', 'x', '--gen-size', '100'], '--gen-size 100'),
+                      (['--data-root', 'x', '--val-fraction', '1'], '--val-fraction 1'),
+                      (['--data-root', 'x', '--seeds', '0', '0'], 'repeated seeds')):
+        with pytest.raises(SystemExit):
+            study.parse_args(argv)
+        assert msg in capsys.readouterr().err
+    with pytest.raises(SystemExit, match='no train/palsar folder'):
+        study.main(['--data-root', str(tmp_path / 'none'), '--work-dir', str(tmp_path / 'work')])
+
+
+def test_summary_means_over_seeds_and_paired_differences():
+    study = _load_study()
+    a = study.parse_args(['--data-root', 'x', '--models', 'saross_tiny', '--seeds', '0', '1'])
+    split = dict(num_train=360, num_val=40, num_test=100, num_train_total=400)
+
+    def run(variant, seed, miou, oil, val):
+        metrics = {'mIoU': miou, 'IoU.oil_spill': oil, 'IoU.background': 90.0, 'mF1': 80.0, 'aAcc': 95.0}
+        return dict(name=f'saross_tiny_{variant}_seed{seed}', settings=dict(model='saross_tiny', variant=variant,
+                                                                           seed=seed),
+                    test_metrics=metrics, best_val_mIoU=val, best_iter=500 + 100 * seed, wall_s=600.0)
+
+    runs = [run('real', 0, 70.0, 50.0, 71.0), run('dakd', 0, 73.0, 55.0, 72.0),
+            run('real', 1, 72.0, 52.0, 73.0), run('dakd', 1, 73.0, 54.0, 75.0)]
+    text = study.summarise(a, split, runs, None, None)
+    assert '| saross_tiny | real only | 2 | 72.00 ± 1.41 | 550 ± 70.71 | 71.00 ± 1.41 | 51.00 ± 1.41 |' in text
+    assert '| saross_tiny | real + D_aug (DAKD) | 2 | 73.50 ± 2.12 |' in text
+    # per-seed differences: mIoU +3, +1; oil +5, +2; val +1, +2
+    assert '| saross_tiny | 2 | 2.00 ± 1.41 | 3.50 ± 2.12 | 1.50 ± 0.71 |' in text
+    assert '360 train / 40 val' in text and '100 test tiles' in text

@@ -1,0 +1,519 @@
+"""Does DAKD help on real SOS tiles? {CPU-sized SAROSS-Net, SegFormer-B0} x {real only, real + D_aug (DAKD)} x seeds.
+
+Protocol (every choice is made on data carved out of the training tiles; the test tiles are used once per run):
+
+* split: a deterministic validation part of the training tiles (``--val-fraction``, ``--split-seed``; the same ids
+  on every machine, projects/sar_oilspill/datasets/val_split.py), written to ``<work-dir>/split/{train,val,test}.txt``;
+* teacher (once, shared by all DAKD students; its CPU time reported apart): balancing factor ``b`` on the train
+  part (tools/compute_balancing_factor.py), SAR-JointNet tiny on the train part (configs/sar_jointnet/
+  sos_alos_tiny_cpu.py, tools/train.py), D_aug generation (tools/generate_daug.py);
+* students: ``--iters`` iterations x ``--batch`` (256x256 tiles), the same AdamW + warm-up + poly schedule for
+  real-only and DAKD, validation on the val part every ``--val-interval`` iterations, the best-val-mIoU checkpoint
+  kept (tools/train.py) and evaluated once on the test tiles (tools/test.py). By default the real-only student has
+  the same model and losses as its DAKD counterpart (CE + KD + Dice of configs/_base_/models/dakd_losses.py; KD is
+  inactive on real tiles), so the difference is the generated data alone (``--real-only-loss config``: the
+  baseline config's own loss, e.g. SegFormer's plain CE);
+* generation quality (tools/analysis/eval_generation.py): speckle histogram JS / W1 and ENL of D_aug vs the train
+  part, label-image consistency with the first model's real-only student (first seed).
+
+Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run), ``teacher.json``,
+``generation_quality.json``, ``summary.md`` / ``summary.json`` (mean +- std over seeds, DAKD minus real-only per
+model, paired by seed). Resumable: a run whose JSON exists with the same settings is skipped; so are the teacher
+steps and the generation-quality evaluation.
+
+    python tools/benchmarks/dakd_study.py --data-root ../shared/data/sos_mini --seeds 0 1 2
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import re
+import shutil
+import statistics
+import sys
+import time
+from typing import Dict, List, Optional
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+from projects.sar_oilspill.utils.atomic import write_json_atomic  # noqa: E402
+from projects.sar_oilspill.utils.tool_runs import ROOT, cfg_options, last_checkpoint, run_test, run_tool  # noqa: E402
+
+#: model name -> (real-only config, DAKD config)
+MODELS = {
+    'saross_tiny': ('configs/saross/sos_alos_tiny_cpu.py', 'configs/dakd/saross_sos_alos_tiny_cpu.py'),
+    'segformer_b0': ('configs/baselines/segformer_b0_sos_alos.py', 'configs/dakd/segformer_b0_sos_alos.py'),
+}
+VARIANTS = ('real', 'dakd')
+TEACHER_CONFIG = 'configs/sar_jointnet/sos_alos_tiny_cpu.py'
+STUDENT_CROP = 256  # SOS tiles
+METRIC_KEYS = ('mIoU', 'IoU.oil_spill', 'IoU.background', 'mF1', 'aAcc')
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    p.add_argument('--data-root', required=True, help='SOS root with train/<sensor>/ (the training tiles)')
+    p.add_argument('--test-root', help='SOS root with test/<sensor>/{sat,gt} (default: --data-root)')
+    p.add_argument('--sensor', default='palsar', choices=['palsar', 'sentinel'], help='SOS part')
+    p.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS), help='students')
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS),
+                   help='training data: real only, real + D_aug')
+    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='training seeds of the students')
+    p.add_argument('--work-dir', default='work_dirs/dakd_study', help='outputs (and what a re-run skips)')
+    g = p.add_argument_group('split')
+    g.add_argument('--val-fraction', type=float, default=0.1, help='share of the training tiles used for validation')
+    g.add_argument('--split-seed', type=int, default=0, help='seed of the split (fixed across training seeds)')
+    g = p.add_argument_group('students (the same for real-only and DAKD)')
+    g.add_argument('--iters', type=int, default=1000, help='training iterations per student')
+    g.add_argument('--batch', type=int, default=8, help='batch size of the students')
+    g.add_argument('--lr', type=float, default=1e-3, help='AdamW learning rate (weight decay 0.01)')
+    g.add_argument('--warmup', type=int, default=50, help='linear warm-up iterations, then poly decay')
+    g.add_argument('--val-interval', type=int, default=100, help='validate (and keep the best) every N iterations')
+    g.add_argument('--num-workers', type=int, default=2, help='data-loading processes per loader')
+    g.add_argument('--real-only-loss', choices=['same', 'config'], default='same',
+                   help="'same': real-only students use the DAKD config's model and losses; 'config': the "
+                        "baseline config as it is")
+    g.add_argument('--kd-temperature', type=float, default=2.0, help='KD temperature T of the DAKD loss')
+    g.add_argument('--tile-uses', type=float, default=None,
+                   help='DAKDDataset synthetic.tile_uses_per_epoch (default: one synthetic input per generated '
+                        'tile: 4.0 with 2x2 mosaics, 1.0 without)')
+    g = p.add_argument_group('teacher (SAR-JointNet tiny; run once)')
+    g.add_argument('--teacher-iters', type=int, nargs=3, default=[300, 300, 300], metavar=('S1', 'S2', 'S3'),
+                   help='iterations of the 3 training stages')
+    g.add_argument('--teacher-crop', type=int, default=64, help='training crop of SAR-JointNet')
+    g.add_argument('--teacher-batch', type=int, default=8, help='batch size of SAR-JointNet')
+    g.add_argument('--teacher-lr', type=float, default=1e-3, help='learning rate of stages 1-2 (stage 3: x0.1)')
+    g.add_argument('--teacher-seed', type=int, default=0, help='training seed and base seed of the generation')
+    g.add_argument('--gen-size', type=int, default=128,
+                   help=f'generated tile size: {STUDENT_CROP // 2} (2x2 mosaics) or {STUDENT_CROP} (single tiles)')
+    g.add_argument('--gen-steps', type=int, default=20, help='DDIM steps')
+    g.add_argument('--gen-samples', type=int, default=None, help='generated tiles (default: the train part size)')
+    g.add_argument('--gen-batch', type=int, default=16, help='tiles per sampling call')
+    a = p.parse_args(argv)
+    a.test_root = a.test_root or a.data_root
+    if a.gen_size not in (STUDENT_CROP // 2, STUDENT_CROP):
+        p.error(f'--gen-size {a.gen_size}: expected {STUDENT_CROP // 2} (assembled into 2x2 mosaics of '
+                f'{STUDENT_CROP}) or {STUDENT_CROP}')
+    for name in ('iters', 'batch', 'val_interval', 'teacher_crop', 'teacher_batch', 'gen_steps', 'gen_batch'):
+        if getattr(a, name) < 1:
+            p.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(a, name)}')
+    if a.gen_samples is not None and a.gen_samples < 1:
+        p.error(f'--gen-samples must be >= 1, got {a.gen_samples}')
+    if not 0 < a.val_fraction < 1:
+        p.error(f'--val-fraction {a.val_fraction}: expected a number strictly between 0 and 1')
+    if len(set(a.seeds)) != len(a.seeds):
+        p.error(f'--seeds {a.seeds}: repeated seeds')
+    return a
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# data
+
+def data_paths(a) -> Dict[str, Dict[str, str]]:
+    train = dict(data_root=osp.abspath(a.data_root), img_path=f'train/{a.sensor}', seg_map_path=f'train/{a.sensor}')
+    test = dict(data_root=osp.abspath(a.test_root), img_path=f'test/{a.sensor}/sat',
+                seg_map_path=f'test/{a.sensor}/gt')
+    return dict(train=train, test=test)
+
+
+def split_cfg(a, part: str) -> Dict:
+    return dict(part=part, fraction=a.val_fraction, seed=a.split_seed)
+
+
+def dataset_opts(key: str, paths: Dict[str, str], split: Optional[Dict], num_workers: Optional[int] = None,
+                 loader: Optional[str] = None) -> Dict[str, object]:
+    """--cfg-options that point the dataset at ``key`` to ``paths`` (and a part of the split)."""
+    opts = {f'{key}.data_root': paths['data_root'], f'{key}.data_prefix.img_path': paths['img_path'],
+            f'{key}.data_prefix.seg_map_path': paths['seg_map_path']}
+    for k, v in (split or {}).items():
+        opts[f'{key}.split.{k}'] = v
+    if loader is not None and num_workers is not None:
+        opts[f'{loader}.num_workers'] = num_workers
+        opts[f'{loader}.persistent_workers'] = num_workers > 0
+    return opts
+
+
+def make_split(a, out_dir: str) -> Dict:
+    """Build the train / val / test datasets as the runs will, write their ids and check the split."""
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    import projects.sar_oilspill  # noqa: F401
+    from projects.sar_oilspill.datasets.val_split import sample_id, write_id_list
+    register_all_modules(init_default_scope=True)
+    paths = data_paths(a)
+    if not osp.isdir(osp.join(paths['train']['data_root'], paths['train']['img_path'])):
+        raise SystemExit(f'{a.data_root}: no {paths["train"]["img_path"]} folder (SOS layout expected)')
+    if not osp.isdir(osp.join(paths['test']['data_root'], paths['test']['img_path'])):
+        raise SystemExit(f'{a.test_root}: no {paths["test"]["img_path"]} folder (SOS layout expected)')
+    ids = {}
+    parts = (('train', paths['train'], split_cfg(a, 'train')), ('val', paths['train'], split_cfg(a, 'val')),
+             ('test', paths['test'], None), ('all', paths['train'], None))
+    for part, p, split in parts:
+        ds = DATASETS.build(dict(type='SOSDataset', data_root=p['data_root'], pipeline=[], split=split,
+                                 data_prefix=dict(img_path=p['img_path'], seg_map_path=p['seg_map_path'])))
+        img_dir = ds.data_prefix['img_path']
+        ids[part] = sorted(sample_id(ds.get_data_info(i)['img_path'], img_dir, ds.img_suffix)
+                           for i in range(len(ds)))
+    train, val, test, all_ids = (set(ids[k]) for k in ('train', 'val', 'test', 'all'))
+    if train & val or train | val != all_ids:
+        raise RuntimeError(f'split of {a.data_root}: train and val parts overlap or do not cover the training set')
+    for part in ('train', 'val', 'test'):
+        write_id_list(ids[part], osp.join(out_dir, f'{part}.txt'))
+    return dict(fraction=a.val_fraction, seed=a.split_seed, num_train=len(train), num_val=len(val),
+                num_test=len(test), num_train_total=len(all_ids), train_val_disjoint=True,
+                test_names_shared_with_training=len(test & all_ids))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+
+def load_json(path: str) -> Optional[Dict]:
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError:
+        return None
+
+
+def same_settings(path: str, settings: Dict) -> Optional[Dict]:
+    """The JSON at ``path`` if it exists and was produced with ``settings`` (JSON-normalised)."""
+    old = load_json(path)
+    if old is not None and old.get('settings') == json.loads(json.dumps(settings)):
+        return old
+    return None
+
+
+def write_config(path: str, base: str, body: str) -> str:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(f'# written by tools/benchmarks/dakd_study.py\n_base_ = {osp.join(ROOT, base)!r}\n{body}')
+    return path
+
+
+def schedule_body(a) -> str:
+    """Optimiser, schedule, validation and checkpointing shared by every student."""
+    warmup = min(a.warmup, a.iters - 1)
+    sched = ([f"dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warmup}), "] if warmup > 0
+             else [])
+    sched.append(f"dict(type='PolyLR', eta_min=1e-5, power=0.9, by_epoch=False, begin={warmup}, end={a.iters})")
+    return (f"train_dataloader = dict(batch_size={a.batch})\n"
+            f"train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={a.iters}, "
+            f"val_interval={a.val_interval})\n"
+            "val_cfg = dict(type='ValLoop')\ntest_cfg = dict(type='TestLoop')\n"
+            "optim_wrapper = dict(_delete_=True, type='OptimWrapper', "
+            f"optimizer=dict(type='AdamW', lr={a.lr}, weight_decay=0.01))\n"
+            f"param_scheduler = [{''.join(sched)}]\n"
+            "default_hooks = dict(logger=dict(interval=" + str(max(1, min(50, a.iters))) + "), "
+            "checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=-1, save_last=False, "
+            "save_best='mIoU', rule='greater', max_keep_ckpts=1))\n"
+            "custom_hooks = [dict(type='NonFiniteLossHook')]\n")
+
+
+def val_curve(run_dir: str) -> List[Dict]:
+    """(iteration, val mIoU) of every validation, from mmengine's scalars.json of the training run."""
+    curve = []
+    for path in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'mIoU' in rec:
+                    curve.append(dict(iter=int(rec['step']), mIoU=float(rec['mIoU'])))
+    return curve
+
+
+def fmt_min(seconds: float) -> str:
+    return f'{seconds / 60:.1f} min'
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# teacher
+
+def teacher_settings(a, split: Dict) -> Dict:
+    return dict(config=TEACHER_CONFIG, sensor=a.sensor, data_root=osp.abspath(a.data_root), split=split_cfg(a, 'train'),
+                num_train=split['num_train'], stage_iters=list(a.teacher_iters), crop=a.teacher_crop,
+                batch=a.teacher_batch, lr=a.teacher_lr, seed=a.teacher_seed, gen_size=a.gen_size,
+                gen_steps=a.gen_steps, gen_samples=a.gen_samples or split['num_train'], gen_batch=a.gen_batch)
+
+
+def run_teacher(a, work_dir: str, split: Dict) -> Dict:
+    settings = teacher_settings(a, split)
+    out = osp.join(work_dir, 'teacher.json')
+    done = same_settings(out, settings)
+    if done is not None:
+        print(f'[teacher] done before ({out}), skipped')
+        return done
+    tdir = osp.join(work_dir, 'teacher')
+    if load_json(osp.join(tdir, 'settings.json')) != json.loads(json.dumps(settings)):
+        shutil.rmtree(tdir, ignore_errors=True)  # other settings: start again
+    os.makedirs(tdir, exist_ok=True)
+    write_json_atomic(settings, osp.join(tdir, 'settings.json'))
+    log = osp.join(tdir, 'teacher.log')
+    total = sum(a.teacher_iters)
+    pipeline = ("[dict(type='LoadOilSpillImage'), dict(type='LoadOilSpillAnnotations'), "
+                f"dict(type='RandomCrop', crop_size=({a.teacher_crop}, {a.teacher_crop})), "
+                "dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PackSegInputs')]")
+    cfg = write_config(osp.join(tdir, 'sar_jointnet.py'), TEACHER_CONFIG,
+                       f"train_dataloader = dict(batch_size={a.teacher_batch}, dataset=dict(pipeline={pipeline}))\n"
+                       f"train_cfg = dict(stage_iters={tuple(a.teacher_iters)})\n"
+                       f"optim_wrapper = dict(optimizer=dict(lr={a.teacher_lr}))\n"
+                       f"default_hooks = dict(logger=dict(interval={max(1, min(50, total))}), "
+                       f"checkpoint=dict(interval={total}, max_keep_ckpts=1))\n")
+    data = dataset_opts('train_dataloader.dataset', data_paths(a)['train'], split_cfg(a, 'train'), a.num_workers,
+                        'train_dataloader')
+    data['randomness.seed'] = a.teacher_seed
+    times = {}
+    bf_json = osp.join(tdir, 'balancing_factor.json')
+    if load_json(bf_json) is None:
+        print('[teacher] balancing factor b of the train part ...', flush=True)
+        times['balancing_factor_s'] = run_tool('tools/compute_balancing_factor.py', [
+            cfg, '--work-dir', tdir, '--out', bf_json, '--num-workers', str(a.num_workers),
+            *cfg_options(dataset_opts('train_dataloader.dataset', data_paths(a)['train'], split_cfg(a, 'train')))],
+            log_path=log)
+    bf = load_json(bf_json)
+    b = float(bf['balancing_factor'])
+    ckpt = osp.join(tdir, f'iter_{total}.pth')
+    if not osp.isfile(ckpt):
+        print(f'[teacher] SAR-JointNet tiny, stages {a.teacher_iters} on {a.teacher_crop}x{a.teacher_crop} crops, '
+              f'b = {b:.4f} ...', flush=True)
+        resume = ['--resume'] if glob.glob(osp.join(tdir, 'iter_*.pth')) else []
+        times['jointnet_train_s'] = run_tool('tools/train.py', [
+            cfg, '--work-dir', tdir, *resume, *cfg_options(dict(data, **{'model.balancing_factor': b}))],
+            log_path=log)
+    ckpt = last_checkpoint(tdir)
+    daug = osp.join(tdir, 'daug')
+    n = settings['gen_samples']
+    print(f'[teacher] generating {n} tiles of {a.gen_size}x{a.gen_size}, {a.gen_steps} DDIM steps ...', flush=True)
+    times['generation_s'] = run_tool('tools/generate_daug.py', [
+        cfg, ckpt, '--out-dir', daug, '--num-samples', str(n), '--steps', str(a.gen_steps), '--size',
+        str(a.gen_size), '--batch-size', str(a.gen_batch), '--seed', str(a.teacher_seed), '--grid', '16'],
+        log_path=log)
+    result = dict(settings=settings, balancing_factor=b, balancing_factor_json=bf, checkpoint=ckpt, daug_dir=daug,
+                  num_tiles=n, cpu_times_s={k: round(v, 1) for k, v in times.items()},
+                  total_s=round(sum(times.values()), 1),
+                  note='times of the steps run by this invocation (a resumed teacher lists only those it ran)')
+    write_json_atomic(result, out)
+    print(f'[teacher] done: {fmt_min(result["total_s"])} ({out})')
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# students
+
+def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[Dict]) -> Dict:
+    s = dict(model=model, variant=variant, seed=seed, config=MODELS[model][1 if variant == 'dakd' else 0],
+             real_only_loss=a.real_only_loss if variant == 'real' else None, sensor=a.sensor,
+             data_root=osp.abspath(a.data_root), test_root=osp.abspath(a.test_root),
+             split=dict(fraction=a.val_fraction, seed=a.split_seed), iters=a.iters, batch=a.batch, lr=a.lr,
+             warmup=a.warmup, val_interval=a.val_interval, crop=STUDENT_CROP)
+    if variant == 'dakd':
+        mosaic = a.gen_size * 2 == STUDENT_CROP
+        s.update(teacher=teacher['settings'], kd_temperature=a.kd_temperature, mosaic=mosaic,
+                 tile_uses_per_epoch=a.tile_uses if a.tile_uses is not None else (4.0 if mosaic else 1.0))
+    return s
+
+
+def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
+    """Write the run's config; returns it with the --cfg-options of its data."""
+    from mmengine.config import Config
+    paths = data_paths(a)
+    body = schedule_body(a)
+    opts = {'randomness.seed': s['seed']}
+    if s['variant'] == 'dakd':
+        base = MODELS[s['model']][1]
+        real_key = 'train_dataloader.dataset.real'
+        losses = Config.fromfile(osp.join(ROOT, base)).model.decode_head.loss_decode
+        kd = [i for i, loss in enumerate(losses) if loss['type'] == 'KDLoss']
+        if len(kd) != 1:
+            raise RuntimeError(f'{base}: expected one KDLoss in model.decode_head.loss_decode, found {len(kd)}')
+        opts.update({'train_dataloader.dataset.synthetic.data_root': osp.abspath(s['teacher_daug_dir']),
+                     'train_dataloader.dataset.synthetic.mosaic': s['mosaic'],
+                     'train_dataloader.dataset.synthetic.tile_uses_per_epoch': s['tile_uses_per_epoch'],
+                     f'model.decode_head.loss_decode.{kd[0]}.temperature': s['kd_temperature']})
+    elif a.real_only_loss == 'same':
+        base = MODELS[s['model']][1]  # the DAKD model and losses, trained on the real part only
+        real = Config.fromfile(osp.join(ROOT, base)).train_dataloader.dataset.real.to_dict()
+        body += f'train_dataloader.update(dataset=dict(_delete_=True, **{real!r}))\n'
+        real_key = 'train_dataloader.dataset'
+    else:
+        base = MODELS[s['model']][0]
+        real_key = 'train_dataloader.dataset'
+    opts.update(dataset_opts(real_key, paths['train'], split_cfg(a, 'train'), a.num_workers, 'train_dataloader'))
+    opts.update(dataset_opts('val_dataloader.dataset', paths['train'], split_cfg(a, 'val'), a.num_workers,
+                             'val_dataloader'))
+    opts.update(dataset_opts('test_dataloader.dataset', paths['test'], None, a.num_workers, 'test_dataloader'))
+    return write_config(osp.join(run_dir, 'config.py'), base, body), opts
+
+
+def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Dict,
+                teacher: Optional[Dict]) -> Dict:
+    name = f'{model}_{variant}_seed{seed}'
+    out = osp.join(work_dir, 'runs', f'{name}.json')
+    settings = student_settings(a, model, variant, seed, teacher)
+    done = same_settings(out, settings)
+    if done is not None:
+        print(f'[{name}] done before ({out}), skipped')
+        return done
+    run_dir = osp.join(work_dir, 'runs', name)
+    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished or outdated run starts again
+    os.makedirs(run_dir)
+    s = dict(settings, teacher_daug_dir=teacher['daug_dir']) if variant == 'dakd' else settings
+    cfg, opts = student_config(a, run_dir, s)
+    log = osp.join(run_dir, 'run.log')
+    print(f'[{name}] training {a.iters} iterations (log: {log}) ...', flush=True)
+    train_s = run_tool('tools/train.py', [cfg, '--work-dir', run_dir, *cfg_options(opts)], log_path=log)
+    best = glob.glob(osp.join(run_dir, 'best_mIoU_iter_*.pth'))
+    if len(best) != 1:
+        raise RuntimeError(f'{run_dir}: expected one best_mIoU_iter_*.pth, found {best} (log: {log})')
+    best_iter = int(re.search(r'best_mIoU_iter_(\d+)\.pth$', best[0]).group(1))
+    curve = val_curve(run_dir)
+    best_val = max((c['mIoU'] for c in curve), default=float('nan'))
+    if not any(c['iter'] == best_iter and c['mIoU'] == best_val for c in curve):
+        raise RuntimeError(f'{run_dir}: best checkpoint iteration {best_iter} is not the best of the validation '
+                           f'curve {curve}')
+    t0 = time.time()
+    metrics = run_test(cfg, best[0], osp.join(run_dir, 'test'), cfg_options(opts), log_path=log)
+    test_s = time.time() - t0
+    result = dict(name=name, settings=settings, config=cfg, base_config=settings['config'],
+                  split_sizes=dict(train=split['num_train'], val=split['num_val'], test=split['num_test']),
+                  iterations=a.iters, best_val_mIoU=best_val, best_iter=best_iter, best_checkpoint=best[0],
+                  val_curve=curve, test_metrics=metrics, train_wall_s=round(train_s, 1), test_wall_s=round(test_s, 1),
+                  wall_s=round(train_s + test_s, 1))
+    write_json_atomic(result, out)
+    print(f'[{name}] best val mIoU {best_val:.2f} at iteration {best_iter}; test mIoU {metrics["mIoU"]:.2f}, '
+          f'IoU oil {metrics["IoU.oil_spill"]:.2f}; {fmt_min(train_s + test_s)}')
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generation quality and summary
+
+def run_generation_quality(a, work_dir: str, teacher: Dict, runs: List[Dict]) -> Optional[Dict]:
+    seg = next((r for r in runs if r['settings']['variant'] == 'real'), None)
+    settings = dict(teacher=teacher['settings'], segmentor=seg and seg['name'],
+                    segmentor_checkpoint=seg and seg['best_checkpoint'])
+    out = osp.join(work_dir, 'generation_quality.json')
+    done = same_settings(out, settings)
+    if done is not None:
+        print(f'[generation quality] done before ({out}), skipped')
+        return done
+    raw = osp.join(work_dir, 'teacher', 'eval_generation.json')
+    args = [teacher['daug_dir'], '--real-root', osp.join(osp.abspath(a.data_root), 'train', a.sensor),
+            '--real-type', 'sos', '--real-list', osp.join(work_dir, 'split', 'train.txt'), '--out', raw]
+    if seg is not None:
+        args += ['--seg-config', seg['config'], '--seg-checkpoint', seg['best_checkpoint']]
+    print('[generation quality] D_aug vs the train part ...', flush=True)
+    seconds = run_tool('tools/analysis/eval_generation.py', args, log_path=osp.join(work_dir, 'teacher',
+                                                                                        'eval_generation.log'))
+    res = load_json(raw)
+    result = dict(settings=settings, results=res, wall_s=round(seconds, 1))
+    write_json_atomic(result, out)
+    return result
+
+
+def mean_std(values: List[float]) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return 'n/a'
+    if len(values) == 1:
+        return f'{values[0]:.2f}'
+    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
+
+
+def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality: Optional[Dict]) -> str:
+    lines = [f'## DAKD study: SOS {a.sensor}, {a.iters} iterations x batch {a.batch}, AdamW lr {a.lr} '
+             f'(warm-up {a.warmup} + poly), best of validations every {a.val_interval} iterations',
+             '',
+             f'Split: {split["num_train"]} train / {split["num_val"]} val (fraction {a.val_fraction}, seed '
+             f'{a.split_seed}) of {split["num_train_total"]} training tiles; {split["num_test"]} test tiles, used once '
+             f'per run. Seeds {a.seeds}; mean ± std over seeds.',
+             '',
+             '| model | training data | seeds | best val mIoU | best iteration | test mIoU | IoU oil | IoU background '
+             '| mF1 | aAcc | wall time per run |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    cells = {}
+    for r in runs:
+        cells.setdefault((r['settings']['model'], r['settings']['variant']), []).append(r)
+    for (model, variant), rs in cells.items():
+        m = lambda k: mean_std([r['test_metrics'].get(k) for r in rs])  # noqa: E731
+        data = 'real + D_aug (DAKD)' if variant == 'dakd' else 'real only'
+        lines.append(f'| {model} | {data} | {len(rs)} | {mean_std([r["best_val_mIoU"] for r in rs])} | '
+                     f'{mean_std([float(r["best_iter"]) for r in rs]).replace(".00", "")} | {m("mIoU")} | '
+                     f'{m("IoU.oil_spill")} | {m("IoU.background")} | {m("mF1")} | {m("aAcc")} | '
+                     f'{fmt_min(statistics.mean(r["wall_s"] for r in rs))} |')
+    diffs = []
+    for model in a.models:
+        real = {r['settings']['seed']: r for r in cells.get((model, 'real'), [])}
+        dakd = {r['settings']['seed']: r for r in cells.get((model, 'dakd'), [])}
+        seeds = sorted(set(real) & set(dakd))
+        if seeds:
+            d = lambda k: mean_std([dakd[s]['test_metrics'][k] - real[s]['test_metrics'][k] for s in seeds])  # noqa
+            dv = mean_std([dakd[s]['best_val_mIoU'] - real[s]['best_val_mIoU'] for s in seeds])
+            diffs.append(f'| {model} | {len(seeds)} | {d("mIoU")} | {d("IoU.oil_spill")} | {dv} |')
+    if diffs:
+        lines += ['', 'DAKD minus real only (paired by seed; mean ± std of the per-seed differences):', '',
+                  '| model | seeds | Δ test mIoU | Δ test IoU oil | Δ best val mIoU |', '|---|---|---|---|---|',
+                  *diffs]
+    if teacher is not None:
+        ts = teacher['settings']
+        lines += ['', f'Teacher (once, shared by every DAKD student): b = {teacher["balancing_factor"]:.4f} on the '
+                  f'train part; SAR-JointNet tiny {"+".join(map(str, ts["stage_iters"]))} iterations on '
+                  f'{ts["crop"]}x{ts["crop"]} crops, batch {ts["batch"]}; {teacher["num_tiles"]} tiles of '
+                  f'{ts["gen_size"]}x{ts["gen_size"]} at {ts["gen_steps"]} DDIM steps; KD temperature '
+                  f'{a.kd_temperature}. CPU time: '
+                  + ', '.join(f'{k[:-2].replace("_", " ")} {fmt_min(v)}' for k, v in teacher['cpu_times_s'].items())
+                  + f' (total {fmt_min(teacher["total_s"])}).']
+    if quality is not None and quality.get('results'):
+        q = quality['results']
+        sp = q['speckle']
+        line = (f'Generation quality (D_aug vs the {q["num_real"]} train-part tiles, '
+                f'tools/analysis/eval_generation.py): histogram JS {sp["distance"]["js"]:.4f}, '
+                f'W1 {sp["distance"]["w1"]:.2f} grey levels, ENL {sp["gen"]["enl_mean"]:.2f} generated vs '
+                f'{sp["real"]["enl_mean"]:.2f} real')
+        lc = q.get('label_consistency')
+        if lc:
+            line += (f'; label-image consistency ({quality["settings"]["segmentor"]}) mIoU '
+                     f'{100 * lc["mIoU"]:.2f}, aAcc {100 * lc["aAcc"]:.2f}')
+        lines += ['', line + '.']
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> None:
+    a = parse_args(argv)
+    work_dir = osp.abspath(a.work_dir)
+    t0 = time.time()
+    split = make_split(a, osp.join(work_dir, 'split'))
+    write_json_atomic(split, osp.join(work_dir, 'split', 'split.json'))
+    print(f'split: {split["num_train"]} train / {split["num_val"]} val / {split["num_test"]} test '
+          f'({osp.join(work_dir, "split")})')
+    teacher = run_teacher(a, work_dir, split) if 'dakd' in a.variants else None
+    runs = []
+    for seed in a.seeds:
+        for model in a.models:
+            for variant in a.variants:
+                runs.append(run_student(a, work_dir, model, variant, seed, split, teacher))
+    quality = run_generation_quality(a, work_dir, teacher, runs) if teacher is not None else None
+    text = summarise(a, split, runs, teacher, quality)
+    with open(osp.join(work_dir, 'summary.md'), 'w') as f:
+        f.write(text)
+    write_json_atomic(dict(split=split, runs=[r['name'] for r in runs], teacher=teacher and 'teacher.json',
+                           generation_quality=quality and 'generation_quality.json', markdown=text),
+                      osp.join(work_dir, 'summary.json'))
+    print('\n' + text)
+    print(f'study wall time (this invocation): {fmt_min(time.time() - t0)}; outputs in {work_dir}')
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+    try:
+        main()
+    except RuntimeError as e:
+        raise SystemExit(f'error: {e}')
