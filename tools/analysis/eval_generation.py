@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 
 from projects.sar_oilspill.evaluation.generation_metrics import (  # noqa: E402
     INCEPTION_FILE, InceptionFeatureExtractor, compute_fid_is, label_image_consistency, list_real_images,
-    load_daug, read_daug_image, read_daug_logits, read_image, speckle_statistics)
+    load_daug, read_image, speckle_statistics)
+from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits  # noqa: E402
 from projects.sar_oilspill.utils.cli import write_json_atomic  # noqa: E402
 
 
