@@ -50,3 +50,13 @@ def test_writer_is_atomic_and_refuses_other_settings(tmp_path):
     import os
     assert sorted(os.listdir(tmp_path)) == ['s']  # no temporary folder left behind
     assert len(os.listdir(os.path.join(root, 'train', 'images'))) == 3
+
+
+def test_writer_reports_progress(tmp_path):
+    calls = []
+    write_synthetic_osd(str(tmp_path / 's'), 3, 2, 16, 16, seed=1,
+                        progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+    calls.clear()
+    write_synthetic_osd(str(tmp_path / 's'), 3, 2, 16, 16, seed=1, progress=lambda done, total: calls.append(1))
+    assert calls == []  # an existing set is reused, nothing is written

@@ -12,7 +12,7 @@ No real SAR data is needed to try the pipeline: :func:`make_sar_scene` draws one
 and returns an 8-bit image and the class-index label map. Everything depends only on ``seed``.
 Classes and colours are OSD's (:class:`OSDDataset`).
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -137,7 +137,8 @@ def make_sar_scene(seed: int, height: int = 256, width: int = 256, *, looks: Opt
 
 
 def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, height: int = 256, width: int = 256,
-                        seed: int = 0, overwrite: bool = False) -> str:
+                        seed: int = 0, overwrite: bool = False,
+                        progress: Optional[Callable[[int, int], None]] = None) -> str:
     """Write a synthetic dataset in OSD's on-disk layout (images, RGB ``labels`` and ``labels_1D``).
 
     The set is written into a temporary sibling folder and renamed into place at the end, so an interrupted run
@@ -151,6 +152,8 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
         height, width: Scene size.
         seed: Base seed.
         overwrite: Replace an existing set made with other settings.
+        progress: Called as ``progress(done, total)`` after each written scene (not called when an existing set
+            is reused), e.g. to drive a progress bar.
 
     Returns:
         ``root``.
@@ -188,6 +191,8 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
             cv2.imwrite(os.path.join(tmp, split, 'labels', name + '.png'), encode_palette(label, palette)[..., ::-1])
             cv2.imwrite(os.path.join(tmp, split, 'labels_1D', name + '.png'), label)
             index += 1
+            if progress is not None:
+                progress(index, num_train + num_test)
     with open(os.path.join(tmp, 'synthetic_settings.json'), 'w') as f:
         json.dump(settings, f, indent=1)
     if os.path.isdir(root):
