@@ -23,7 +23,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from mmengine.runner import Runner  # noqa: E402
 
-from projects.sar_oilspill.utils.cli import add_common_args, load_config  # noqa: E402
+from projects.sar_oilspill.utils.cli import add_common_args, load_config, run_and_close  # noqa: E402
 
 _RUN_KEYS = ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler', 'val_dataloader', 'val_cfg',
              'val_evaluator', 'test_dataloader', 'test_cfg', 'test_evaluator')
@@ -103,4 +103,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_and_close(main)

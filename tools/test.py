@@ -23,7 +23,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 from mmengine.runner import Runner  # noqa: E402
 
 from projects.sar_oilspill.utils.cli import (add_common_args, apply_tta, enable_visualization,  # noqa: E402
-                                             load_config, write_json_atomic)
+                                             load_config, run_and_close, write_json_atomic)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,4 +86,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_and_close(main)

@@ -22,7 +22,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 from projects.sar_oilspill.utils.cli import (add_common_args, check_sync_bn, load_config,  # noqa: E402
-                                             resolve_total_batch_size)
+                                             resolve_total_batch_size, run_and_close)
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_and_close(main)

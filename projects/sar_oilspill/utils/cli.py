@@ -139,3 +139,16 @@ def enable_visualization(cfg: Config, show_dir: Optional[str]) -> None:
     hooks['visualization'].update(draw=True, interval=1)
     if show_dir:
         cfg.visualizer['save_dir'] = show_dir if osp.isabs(show_dir) else osp.join(cfg.work_dir, show_dir)
+
+
+def run_and_close(main) -> None:
+    """Run a tool's ``main()`` and then tear down the process group it joined, if any.
+
+    Under ``torchrun`` a process that exits with its gloo/NCCL group still alive can abort in the C++ teardown
+    ("terminate called without an active exception", exit status -6) after its work is done, which turns a
+    successful ``dist_test.sh`` / ``dist_train.sh`` into a failure; destroying the group first avoids it.
+    """
+    main()  # on an error the exception propagates and torchrun stops the other processes
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
