@@ -8,11 +8,17 @@ With ``--dakd`` (``make demo-dakd``) it runs the paper's whole method on the sam
 factor -> SAR-JointNet's three stages -> generation of D_aug (tiles + soft labels, grid picture) -> the student
 trained on real crops alone and on real crops + D_aug mosaics (DAKD), both evaluated the same way.
 
+The last phase (skipped with ``--no-scene``) runs the user's scene command on one synthetic test scene written
+as a georeferenced GeoTIFF of sigma0 in dB (float32, UTM zone 15N, 10 m pixels, open sea in the Gulf of Mexico;
+the grey levels mapped to dB by the exact inverse of the inference tool's ``--db-range`` window, so the model sees
+the test image pixel for pixel): ``tools/inference.py CONFIG CKPT SCENE.tif --backscatter db --land-mask none
+--min-area-m2 0``, and prints where its GeoJSON/GeoPackage polygons, quicklook and class-map GeoTIFF are.
+
 The terminal shows one progress bar per phase and the final table; each tool's whole output (mmengine's config
 dump, hook tables, training log) goes to ``<work dir>/logs/<phase>.log``. A failing phase prints its error (the
 traceback in full) and the path of its log.
 
-    python tools/demo.py [--config CONFIG] [--iters N] [--work-dir DIR] [--dakd [--daug-samples N]]
+    python tools/demo.py [--config CONFIG] [--iters N] [--work-dir DIR] [--no-scene] [--dakd [--daug-samples N]]
 """
 import argparse
 import glob
@@ -34,8 +40,14 @@ from projects.sar_oilspill.datasets.synthetic import write_synthetic_osd  # noqa
 DEFAULT_CONFIG = 'configs/saross/synthetic_tiny.py'
 # How often the tools log an iteration (the bars advance at this step).
 LOG_INTERVAL = 10
-# Progress counters in a tool's output: mmengine's LoggerHook ("Iter(train) [ 20/900]") and ProgressBar ("] 5/200,").
-_PROGRESS = re.compile(r'Iter\((?:train|val|test)\)\s*\[\s*(\d+)/(\d+)\]|\]\s*(\d+)/(\d+),')
+# Progress counters in a tool's output: mmengine's LoggerHook ("Iter(train) [ 20/900]") and ProgressBar ("] 5/200,"),
+# and tqdm's bars (tools/inference.py: "| 1/1 [00:02<00:00").
+_PROGRESS = re.compile(r'Iter\((?:train|val|test)\)\s*\[\s*(\d+)/(\d+)\]|\]\s*(\d+)/(\d+),|\|\s*(\d+)/(\d+) \[')
+# The georeferenced demo scene: UTM zone 15N, 10 m pixels, upper-left corner at about 27.03 N 91.99 W (open sea in
+# the Gulf of Mexico, some 200 km off the Louisiana coast, so no land mask is needed).
+SCENE_CRS = 'EPSG:32615'
+SCENE_ORIGIN = (600000.0, 2990000.0)
+SCENE_PIXEL_M = 10.0
 
 
 def _error_text(log_text: str, max_lines: int = 60) -> str:
@@ -66,8 +78,8 @@ def run(cmd, log, desc):
                 text, carry = text[:cut], text[cut:]
                 matches = list(_PROGRESS.finditer(text))
                 if matches:
-                    g = matches[-1].groups()
-                    n, total = (int(g[0]), int(g[1])) if g[0] is not None else (int(g[2]), int(g[3]))
+                    g = [v for v in matches[-1].groups() if v is not None]
+                    n, total = int(g[0]), int(g[1])
                     if bar.total != total:
                         bar.reset(total=total)
                     bar.update(n - bar.n)
@@ -137,6 +149,80 @@ def make_data(a, step):
     bar.close()
 
 
+def write_scene_geotiff(image_path, out_path, db_range=None):
+    """Write an 8-bit image as a float32 GeoTIFF of sigma0 in dB (:data:`SCENE_CRS`, :data:`SCENE_PIXEL_M` pixels,
+    upper-left corner :data:`SCENE_ORIGIN`). The grey levels go to dB by the exact inverse of the dB window that
+    tools/inference.py maps back to the model's input (``--db-range``, default -30 0), so the model sees the image
+    pixel for pixel. Returns ``(db_range, transform)``."""
+    import rasterio
+    from affine import Affine
+
+    from projects.sar_oilspill.datasets.image_io import read_image
+    from projects.sar_oilspill.geo import DEFAULT_DB_RANGE, model_input_to_db
+    db_range = tuple(float(v) for v in (db_range or DEFAULT_DB_RANGE))
+    grey = read_image(image_path, 'grayscale')
+    db = model_input_to_db(grey, db_range)
+    transform = Affine(SCENE_PIXEL_M, 0.0, SCENE_ORIGIN[0], 0.0, -SCENE_PIXEL_M, SCENE_ORIGIN[1])
+    os.makedirs(osp.dirname(out_path), exist_ok=True)
+    tmp = out_path + '.tmp.tif'
+    with rasterio.open(tmp, 'w', driver='GTiff', height=db.shape[0], width=db.shape[1], count=1, dtype='float32',
+                       crs=SCENE_CRS, transform=transform, compress='deflate') as dst:
+        dst.write(db, 1)
+        dst.set_band_description(1, 'sigma0 (dB)')
+        dst.update_tags(source=f'synthetic demo scene {osp.basename(image_path)} (tools/demo.py): grey levels g as '
+                        f'sigma0 = {db_range[0]:g} + g / 255 * ({db_range[1]:g} - {db_range[0]:g}) dB')
+    os.replace(tmp, out_path)
+    return db_range, transform
+
+
+def pick_scene(data_root):
+    """The synthetic test scene with the most oil-spill pixels: ``(name, oil pixels)``."""
+    from projects.sar_oilspill.datasets.image_io import read_label
+    from projects.sar_oilspill.datasets.synthetic import OIL
+    labels = osp.join(ROOT, data_root, 'test', 'labels_1D')
+    counts = {osp.splitext(n)[0]: int((read_label(osp.join(labels, n)) == OIL).sum())
+              for n in sorted(os.listdir(labels)) if n.endswith('.png')}
+    name = max(counts, key=lambda k: (counts[k], k))
+    return name, counts[name]
+
+
+def run_scene(a, ckpt, desc):
+    """tools/inference.py on one synthetic test scene written as a georeferenced GeoTIFF of sigma0 in dB; returns
+    what to print (paths relative to the repository root, oil-spill polygons and areas)."""
+    name, gt_oil = pick_scene(a.data_root)
+    images = osp.join(ROOT, a.data_root, 'test', 'images')
+    image = next(osp.join(images, n) for n in sorted(os.listdir(images)) if osp.splitext(n)[0] == name)
+    out_dir = osp.join(a.work_dir, 'scene')
+    stem = f'synthetic_{name}'
+    tif = osp.join(out_dir, 'sigma0_db', stem + '.tif')
+    db_range, transform = write_scene_geotiff(image, osp.join(ROOT, tif))
+    run([sys.executable, 'tools/inference.py', a.config, ckpt, tif, '--out-dir', out_dir, '--backscatter', 'db',
+         '--db-range', *(f'{v:g}' for v in db_range), '--land-mask', 'none', '--min-area-m2', '0', '--overwrite'],
+        osp.join(a.work_dir, 'logs', 'scene.log'), desc)
+    with open(osp.join(ROOT, out_dir, 'summary.json')) as f:
+        rec = json.load(f)['images'][stem]
+    oil = rec.get('polygons', {}).get('oil_spill', dict(count=0, area_km2=0.0))
+    outs = {k: osp.join(out_dir, v) for k, v in rec['outputs'].items()}
+    return dict(name=name, tif=tif, outputs=outs, oil=oil, gt_oil_km2=gt_oil * SCENE_PIXEL_M ** 2 / 1e6,
+                height=rec['height'], width=rec['width'], transform=transform)
+
+
+def print_scene(s):
+    from pyproj import Transformer
+    lon, lat = Transformer.from_crs(SCENE_CRS, 'EPSG:4326', always_xy=True).transform(
+        *(s['transform'] * (s['width'] / 2, s['height'] / 2)))
+    km = SCENE_PIXEL_M / 1000
+    print(f'\ngeoreferenced scene: synthetic test scene {s["name"]} as sigma0 in dB, {SCENE_CRS} (UTM 15N), '
+          f'{SCENE_PIXEL_M:g} m pixels, {s["width"] * km:g} km x {s["height"] * km:g} km centred at '
+          f'{lat:.3f} N {-lon:.3f} W (open sea, Gulf of Mexico):')
+    o = s['outputs']
+    for what, key in (('input GeoTIFF', None), ('polygons', 'geojson'), ('', 'gpkg'), ('quicklook', 'quicklook'),
+                      ('class map', 'mask')):
+        print(f'  {what:<14} {s["tif"] if key is None else o[key]}')
+    print(f'  {s["oil"]["count"]} oil-spill polygon(s), {s["oil"]["area_km2"]:.4f} km² in all '
+          f'(ground truth {s["gt_oil_km2"]:.4f} km²)')
+
+
 def run_dakd(a, data_opts, t0):
     """Balancing factor -> SAR-JointNet (3 stages) -> D_aug -> students without / with DAKD."""
     jn_cfg, jn_wd = 'configs/sar_jointnet/synthetic_tiny_cpu.py', osp.join(a.work_dir, 'sar_jointnet')
@@ -193,18 +279,26 @@ def main() -> None:
     p.add_argument('--work-dir', default=None, help='default work_dirs/demo (work_dirs/demo_dakd with --dakd)')
     p.add_argument('--dakd', action='store_true', help='run SAR-JointNet + DAKD (about 20 minutes on 2 cores)')
     p.add_argument('--daug-samples', type=int, default=200, help='generated tiles for --dakd')
+    p.add_argument('--no-scene', action='store_true',
+                   help='skip the last phase (tools/inference.py on a synthetic georeferenced scene)')
     a = p.parse_args()
     a.work_dir = a.work_dir or ('work_dirs/demo_dakd' if a.dakd else 'work_dirs/demo')
 
     t0 = time.time()
     print(f'full logs of each phase: {a.work_dir}/' + ('*/logs/' if a.dakd else 'logs/'), flush=True)
-    make_data(a, '[1/8]' if a.dakd else '[1/3]')
+    n = 3 if a.no_scene else 4
+    make_data(a, '[1/8]' if a.dakd else f'[1/{n}]')
     opts = [f'train_dataloader.dataset.data_root={a.data_root}', f'val_dataloader.dataset.data_root={a.data_root}',
             f'test_dataloader.dataset.data_root={a.data_root}']
     if a.dakd:
         return run_dakd(a, opts, t0)
     metrics, path = train_and_test(a.config, a.work_dir, opts, iter_opts(a.iters), show_dir='overlays',
-                                   descs=('[2/3] train', '[3/3] test'))
+                                   descs=(f'[2/{n}] train', f'[3/{n}] test'))
+    scene = None
+    if not a.no_scene:
+        with open(osp.join(ROOT, a.work_dir, 'last_checkpoint')) as f:
+            ckpt = f.read().strip()
+        scene = run_scene(a, ckpt, f'[4/{n}] segment a georeferenced scene')
     overlays = sorted(glob.glob(osp.join(ROOT, a.work_dir, 'overlays', '**', '*.png'), recursive=True))
     print('\ntest metrics on the synthetic test split (%):')
     print_metrics(metrics)
@@ -212,7 +306,10 @@ def main() -> None:
     if overlays:
         print(f'{len(overlays)} overlays (image | ground truth | prediction) in '
               f'{osp.relpath(osp.dirname(overlays[0]), ROOT)}')
-    print(f'full logs: {a.work_dir}/logs/train.log, {a.work_dir}/logs/test.log')
+    if scene is not None:
+        print_scene(scene)
+    print(f'full logs: {a.work_dir}/logs/train.log, {a.work_dir}/logs/test.log' +
+          ('' if scene is None else f', {a.work_dir}/logs/scene.log'))
     print(f'total {time.time() - t0:.0f} s')
 
 

@@ -110,3 +110,44 @@ def test_split_of_the_real_sos_subset(sos_mini):
     assert not set(_ids(train)) & set(_ids(val)) and sorted(_ids(train) + _ids(val)) == _ids(full)
     # pinned: the same 40 validation tiles on every machine
     assert _ids(val)[:3] == ['10778_sat.jpg', '10833_sat.jpg', '10897_sat.jpg']
+
+
+def _config_parts(config, root):
+    """train / val / test datasets of a config (DAKD: the real part of training), pointed at ``root``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    parts = {}
+    for part in ('train', 'val', 'test'):
+        ds = dict(cfg[f'{part}_dataloader']['dataset'])
+        if ds.get('type') == 'DAKDDataset':
+            ds = dict(ds['real'])
+        ds.update(data_root=str(root), pipeline=[])
+        parts[part] = DATASETS.build(ds)
+    return parts
+
+
+def _paths(ds):
+    return {ds.get_data_info(i)['img_path'] for i in range(len(ds))}
+
+
+@pytest.mark.parametrize('config', ['configs/saross/sos_alos.py', 'configs/baselines/segformer_b0_sos_sentinel.py',
+                                    'configs/dakd/segformer_b0_sos_alos.py'])
+def test_configs_select_on_a_val_part_carved_from_train(config, sos_mini):
+    """Issue 10: no config validates (save_best) on the test split; train / val / test are disjoint."""
+    parts = _config_parts(config, sos_mini)
+    train, val, test = (_paths(parts[p]) for p in ('train', 'val', 'test'))
+    assert train and val and test
+    assert not train & val and not train & test and not val & test
+    sensor = 'sentinel' if 'sentinel' in config else 'palsar'
+    everything = _paths(_sos(sos_mini, img=f'train/{sensor}'))
+    assert train | val == everything and len(val) == round(0.1 * len(everything))
+    assert all(f'{os.sep}test{os.sep}' in p for p in test)
+
+
+def test_osd_and_demo_configs_select_on_a_val_part(synthetic_osd):
+    for config in ('configs/saross/synthetic_tiny.py', 'configs/baselines/unet_osd.py'):
+        parts = _config_parts(config, synthetic_osd)
+        train, val, test = (_paths(parts[p]) for p in ('train', 'val', 'test'))
+        assert val and not train & val and not (train | val) & test
+        assert all(osp.join('train', 'images') in p for p in train | val)
+        assert all(osp.join('test', 'images') in p for p in test)

@@ -15,10 +15,13 @@ import torch.nn.functional as F
 from projects.sar_oilspill.datasets.daug import write_daug_manifest, write_daug_sample
 from projects.sar_oilspill.datasets.osd import OSDDataset
 from projects.sar_oilspill.datasets.synthetic import make_sar_scene
-from projects.sar_oilspill.evaluation.generation_metrics import (
-    InceptionFeatureExtractor, compute_fid_is, equivalent_number_of_looks, feature_statistics,
-    frechet_distance, histogram_distance, inception_score, label_image_consistency, list_real_images,
-    load_daug, read_image, speckle_statistics)
+from projects.sar_oilspill.evaluation import generation_metrics
+from projects.sar_oilspill.evaluation.fid import (InceptionFeatureExtractor, compute_fid_is, feature_statistics,
+                                                  frechet_distance, inception_score)
+from projects.sar_oilspill.evaluation.image_sets import list_real_images, load_daug, read_image
+from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency
+from projects.sar_oilspill.evaluation.speckle_stats import (equivalent_number_of_looks, histogram_distance,
+                                                            speckle_statistics)
 from projects.sar_oilspill.visualization.grid import SOS_OVERLAY_PALETTE, save_generation_grid
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -193,6 +196,29 @@ def test_speckle_statistics_summary():
     assert s['real']['mean'] == pytest.approx(pooled.mean())
     assert s['real']['std'] == pytest.approx(pooled.std())
     assert s['real']['enl_mean'] > 0 and s['distance']['js'] > 0 and s['distance']['w1'] > 0
+
+    # independent computation of the defaults (16 x 16 windows, amplitude, the most homogeneous half)
+    def enl_by_hand(im):
+        blocks = (im.astype(float) ** 2).reshape(4, 16, 4, 16).transpose(0, 2, 1, 3).reshape(16, 256)
+        enl = np.sort(blocks.mean(1) ** 2 / blocks.var(1, ddof=1))[::-1]
+        return enl[:8].mean()
+
+    for name, images in (('real', real), ('gen', gen)):
+        per_image = [enl_by_hand(im) for im in images]
+        assert s[name]['enl_mean'] == pytest.approx(np.mean(per_image), rel=1e-9)
+        assert s[name]['enl_median'] == pytest.approx(np.median(per_image), rel=1e-9)
+    assert s['distance']['enl_ratio'] == pytest.approx(s['gen']['enl_mean'] / s['real']['enl_mean'])
+    p, q = (np.bincount(np.concatenate([im.ravel() for im in ims]), minlength=256).astype(float)
+            for ims in (real, gen))
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+
+    def kl2(a, b):
+        return np.sum(a[a > 0] * np.log2(a[a > 0] / b[a > 0]))
+
+    assert s['distance']['js'] == pytest.approx(np.sqrt((kl2(p, m) + kl2(q, m)) / 2), rel=1e-9)
+    # W1 between two distributions on the unit-spaced grey levels: sum of |CDF_p - CDF_q|
+    assert s['distance']['w1'] == pytest.approx(np.abs(np.cumsum(p) - np.cumsum(q)).sum(), rel=1e-9)
     assert speckle_statistics(real, real)['distance']['js'] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match='empty'):
         speckle_statistics(real, [])
@@ -262,6 +288,16 @@ def test_save_generation_grid(tmp_path):
     grid2 = cv2.imread(path2)[..., ::-1]
     assert grid2.shape == (16 + 2 * pad, 6 * 20 + 7 * pad, 3)
     assert tuple(grid2[y, x]) == (50, 178, 178)  # oil is cyan in OSD's palette
+
+
+def test_generation_metrics_gathers_the_public_names():
+    from projects.sar_oilspill.evaluation import fid, image_sets, label_consistency, speckle_stats
+    for module in (fid, image_sets, label_consistency, speckle_stats):
+        for name in dir(module):
+            if name in generation_metrics.__all__:
+                assert getattr(generation_metrics, name) is getattr(module, name)
+    assert generation_metrics.speckle_statistics is speckle_statistics
+    assert generation_metrics.load_daug is load_daug and generation_metrics.read_image is read_image
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -87,8 +87,9 @@ def _inject(root: str, fault: str) -> str:
 
 
 def _dataset(root: str, check_files: bool = True):
+    """The config's training dataset on all tiles of ``root`` (no validation part carved out of 3 tiles)."""
     cfg = Config.fromfile(osp.join(ROOT, SOS_CFG))
-    ds = dict(cfg.train_dataloader.dataset, data_root=root, check_files=check_files)
+    ds = dict(cfg.train_dataloader.dataset, data_root=root, check_files=check_files, split=None)
     if not check_files:
         ds['pipeline'] = []
     return DATASETS.build(ds)
@@ -140,7 +141,7 @@ def test_good_dataset_accepted_by_all(tmp_path, checkpoint):
     sample = ds[1]
     assert tuple(sample['inputs'].shape) == (3, H, W)
     value = _b_tool.main([B_CFG, '--num-workers', '0', '--out', str(tmp_path / 'b.json'), '--cfg-options',
-                          f'train_dataloader.dataset.data_root={root}'])
+                          f'train_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.split=None'])
     assert 0 < value < 10
     out = str(tmp_path / 'infer')
     img = osp.join(root, 'train', 'palsar', '1_sat.jpg')
@@ -177,7 +178,7 @@ def test_bad_file_refused_by_all_naming_it(tmp_path, checkpoint, fault):
     # the balancing-factor tool
     with pytest.raises(SystemExit, match=name):
         _b_tool.main([B_CFG, '--num-workers', '0', '--out', str(tmp_path / 'b.json'), '--cfg-options',
-                      f'train_dataloader.dataset.data_root={root}'])
+                      f'train_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.split=None'])
 
     # inference on the same bytes
     with pytest.raises(SystemExit, match=name) as e:
@@ -214,7 +215,7 @@ def test_empty_folder(tmp_path):
         _dataset(str(root), check_files=False)
     with pytest.raises((SystemExit, FileNotFoundError), match="no images ending in '_sat.jpg'"):
         _b_tool.main([B_CFG, '--num-workers', '0', '--out', str(tmp_path / 'b.json'), '--cfg-options',
-                      f'train_dataloader.dataset.data_root={root}'])
+                      f'train_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.split=None'])
 
 
 def test_binary_01_masks_warned(tmp_path):
@@ -231,7 +232,7 @@ def test_binary_01_masks_warned(tmp_path):
         ds[1]
     # with threshold=1 the same masks read as oil, without a warning
     cfg = Config.fromfile(osp.join(ROOT, SOS_CFG))
-    ds1 = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=root, threshold=1))
+    ds1 = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=root, threshold=1, split=None))
     assert int(ds1[0]['data_samples'].gt_sem_seg.data.max()) == 1
     # a real 0/255 mask does not warn
     rep = check_dataset(_dataset(_sos_root(tmp_path / 'ok'), check_files=False))

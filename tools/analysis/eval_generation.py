@@ -27,9 +27,11 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import numpy as np  # noqa: E402
 
-from projects.sar_oilspill.evaluation.generation_metrics import (  # noqa: E402
-    INCEPTION_FILE, InceptionFeatureExtractor, compute_fid_is, label_image_consistency, list_real_images,
-    load_daug, read_image, speckle_statistics)
+from projects.sar_oilspill.evaluation.fid import (INCEPTION_FILE, InceptionFeatureExtractor,  # noqa: E402
+                                                  compute_fid_is)
+from projects.sar_oilspill.evaluation.image_sets import list_real_images, load_daug, read_image  # noqa: E402
+from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency  # noqa: E402
+from projects.sar_oilspill.evaluation.speckle_stats import speckle_statistics  # noqa: E402
 from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits  # noqa: E402
 from projects.sar_oilspill.utils.cli import write_json_atomic  # noqa: E402
 

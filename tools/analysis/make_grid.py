@@ -20,7 +20,7 @@ from typing import List, Optional  # noqa: E402
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from projects.sar_oilspill.datasets.daug import DAugFolder  # noqa: E402
-from projects.sar_oilspill.evaluation.generation_metrics import load_daug  # noqa: E402
+from projects.sar_oilspill.evaluation.image_sets import load_daug  # noqa: E402
 from projects.sar_oilspill.visualization.grid import (SOS_OVERLAY_PALETTE, default_palette,  # noqa: E402
                                                       save_daug_grid)
 

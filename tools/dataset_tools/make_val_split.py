@@ -35,8 +35,9 @@ def main(argv=None) -> int:
     p.add_argument('--root', help='data root (without --config)')
     p.add_argument('--img-dir', help='image folder relative to --root')
     p.add_argument('--seg-dir', help='mask folder relative to --root (default: --img-dir)')
-    p.add_argument('--fraction', type=float, default=0.1, help='share of the samples in the validation part')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--fraction', type=float, help="share of the samples in the validation part (default: the "
+                   "config's split, else 0.1)")
+    p.add_argument('--seed', type=int, help="seed of the split (default: the config's split, else 0)")
     p.add_argument('--out-dir', required=True, help='writes train.txt, val.txt and split.json here')
     a = p.parse_args(argv)
     register_all_modules(init_default_scope=True)
@@ -52,7 +53,11 @@ def main(argv=None) -> int:
                   data_prefix=dict(img_path=a.img_dir, seg_map_path=a.seg_dir or a.img_dir))
     else:
         p.error('give --config, or --type, --root and --img-dir')
-    ds.pop('split', None)
+    cfg_split = ds.pop('split', None) or {}
+    if a.fraction is None:
+        a.fraction = cfg_split.get('fraction', 0.1)
+    if a.seed is None:
+        a.seed = cfg_split.get('seed', 0)
     ds.update(pipeline=[], check_files=False)
     dataset = DATASETS.build(ds)
     img_dir = dataset.data_prefix.get('img_path', '')

@@ -4,7 +4,8 @@ No key mapping is needed: the plugin's ``MambaVision`` uses NVlabs' parameter na
 takes the weights from ``state_dict`` (or ``state_dict_ema`` with ``--ema``, or ``model``),
 strips ``module.``, drops the classifier (``norm.*``, ``head.*``), checks every name and shape
 against ``MambaVision(arch=...)``, and saves ``{'state_dict': ..., 'meta': ...}`` holding
-tensors only (loadable with ``torch.load(weights_only=True)``).
+tensors only (loadable with ``torch.load(weights_only=True)``). The key handling is the backbone's own
+(``projects/sar_oilspill/models/backbones/mambavision_checkpoint.py``, also used by ``init_cfg``).
 
 Converting is optional: ``init_cfg=dict(type='Pretrained', checkpoint=<the .pth.tar>)`` loads
 the NVlabs file directly. Convert when the original holds objects that ``weights_only``
@@ -26,8 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for `projects`
 
-from projects.sar_oilspill.models.backbones.mambavision import (  # noqa: E402
-    ARCH_SETTINGS, CLASSIFIER_PREFIXES, MambaVision, load_nvlabs_state_dict)
+from projects.sar_oilspill.models.backbones.mambavision import ARCH_SETTINGS, MambaVision  # noqa: E402
+from projects.sar_oilspill.models.backbones.mambavision_checkpoint import (  # noqa: E402
+    CLASSIFIER_PREFIXES, compare_shapes, load_nvlabs_state_dict, nvlabs_weights)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -51,23 +53,15 @@ def read_weights(src: str, ema: bool, unsafe: bool) -> Dict[str, torch.Tensor]:
     if not ema and not unsafe:
         return load_nvlabs_state_dict(src)
     ckpt = torch.load(src, map_location='cpu', weights_only=not unsafe)
-    key = 'state_dict_ema' if ema else 'state_dict'
-    if key not in ckpt:
-        raise KeyError(f'{src!r} has no {key!r}; top-level keys: {sorted(ckpt)}')
-    return OrderedDict((k[7:] if k.startswith('module.') else k, v)
-                       for k, v in ckpt[key].items() if isinstance(v, torch.Tensor))
+    return nvlabs_weights(ckpt, key='state_dict_ema' if ema else 'state_dict', source=src)
 
 
 def check_against_model(weights: Dict[str, torch.Tensor], arch: str) -> None:
     """Raise ValueError listing missing, unexpected and mis-shaped entries."""
     with torch.device('meta'):
         model = MambaVision(arch=arch)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in weights.items()}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    wrong = [f'{k}: {got[k]} != {expected[k]}' for k in expected if k in got
-             and got[k] != expected[k]]
+    missing, unexpected, wrong = compare_shapes({k: v.shape for k, v in model.state_dict().items()},
+                                                {k: v.shape for k, v in weights.items()})
     if missing or unexpected or wrong:
         raise ValueError(f'checkpoint does not match MambaVision(arch={arch!r}): '
                          f'{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected '

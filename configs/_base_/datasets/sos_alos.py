@@ -15,6 +15,11 @@ test_pipeline = [
     dict(type='LoadOilSpillAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# Three disjoint parts (issue 10): training, a validation part carved out of the training images (10 %, seed
+# 0: the same ids on every machine, projects/sar_oilspill/datasets/val_split.py, listed by
+# tools/dataset_tools/make_val_split.py) on which the checkpoint is selected (save_best), and the test split,
+# evaluated once by tools/test.py. Another data root: set train_, val_ and test_dataloader.dataset.data_root.
+val_split = dict(fraction=0.1, seed=0)
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
@@ -24,8 +29,9 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(img_path='train/palsar', seg_map_path='train/palsar'),
+        split=dict(part='train', **val_split),
         pipeline=train_pipeline))
-val_dataloader = dict(
+test_dataloader = dict(
     batch_size=1,
     num_workers=2,
     persistent_workers=True,
@@ -35,4 +41,10 @@ val_dataloader = dict(
         data_root=data_root,
         data_prefix=dict(img_path='test/palsar/sat', seg_map_path='test/palsar/gt'),
         pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# validation: the same loader on the validation part of the training images
+val_dataloader = dict(
+    test_dataloader,
+    dataset=dict(
+        test_dataloader['dataset'],
+        data_prefix=dict(img_path='train/palsar', seg_map_path='train/palsar'),
+        split=dict(part='val', **val_split)))

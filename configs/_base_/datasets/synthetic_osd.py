@@ -12,4 +12,4 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=8, num_workers=2, dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(data_root=data_root))

@@ -83,10 +83,16 @@ def check_dataset(dataset, expect_size: Optional[Tuple[int, int]] = None, max_pr
         counts += np.bincount(label.ravel(), minlength=256)[:len(classes)]
 
     seg_dir = dataset.data_prefix.get('seg_map_path')
+    img_dir = dataset.data_prefix.get('img_path')
     if seg_dir and osp.isdir(seg_dir):
+        # a mask is an orphan when its image file is missing (masks of samples outside a split or an ann_file list
+        # are not: their images exist)
         for name in sorted(os.listdir(seg_dir)):
             path = osp.abspath(osp.join(seg_dir, name))
-            if name.endswith(dataset.seg_map_suffix) and path not in seen_masks:
+            if not name.endswith(dataset.seg_map_suffix) or path in seen_masks:
+                continue
+            stem = name[:-len(dataset.seg_map_suffix)] if dataset.seg_map_suffix else name
+            if not img_dir or not osp.isfile(osp.join(img_dir, stem + dataset.img_suffix)):
                 report(f'mask without image: {osp.join(seg_dir, name)}')
     warnings = []
     if binary_01:

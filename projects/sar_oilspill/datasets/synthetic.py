@@ -138,7 +138,8 @@ def make_sar_scene(seed: int, height: int = 256, width: int = 256, *, looks: Opt
 
 def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, height: int = 256, width: int = 256,
                         seed: int = 0, overwrite: bool = False,
-                        progress: Optional[Callable[[int, int], None]] = None) -> str:
+                        progress: Optional[Callable[[int, int], None]] = None,
+                        scene_kwargs: Optional[dict] = None) -> str:
     """Write a synthetic dataset in OSD's on-disk layout (images, RGB ``labels`` and ``labels_1D``).
 
     The set is written into a temporary sibling folder and renamed into place at the end, so an interrupted run
@@ -154,6 +155,8 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
         overwrite: Replace an existing set made with other settings.
         progress: Called as ``progress(done, total)`` after each written scene (not called when an existing set
             is reused), e.g. to drive a progress bar.
+        scene_kwargs: Keyword arguments of :func:`make_sar_scene` (``looks``, ``p_land``, ``max_slicks``, ...);
+            None: its defaults (the demo's set). Recorded in the settings only when given.
 
     Returns:
         ``root``.
@@ -167,6 +170,8 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
 
     settings = dict(num_train=num_train, num_test=num_test, height=height, width=width, seed=seed,
                     generator='make_sar_scene v1')
+    if scene_kwargs:
+        settings['scene_kwargs'] = dict(scene_kwargs)
     stamp = os.path.join(root, 'synthetic_settings.json')
     if os.path.isdir(root):
         if os.path.isfile(stamp):
@@ -184,7 +189,7 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
         for sub in ('images', 'labels', 'labels_1D'):
             os.makedirs(os.path.join(tmp, split, sub))
         for _ in range(n):
-            image, label = make_sar_scene(seed * 1_000_003 + index, height, width)
+            image, label = make_sar_scene(seed * 1_000_003 + index, height, width, **(scene_kwargs or {}))
             name = f'img_{index:04d}'
             cv2.imwrite(os.path.join(tmp, split, 'images', name + '.jpg'), cv2.cvtColor(image, cv2.COLOR_GRAY2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 95])

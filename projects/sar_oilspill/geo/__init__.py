@@ -3,10 +3,10 @@ pyogrio, global-land-mask). Nothing here is imported by ``projects.sar_oilspill`
 scene is read."""
 from .georef import Georef
 from .landmask import GlobalLandMask, RasterLandMask, VectorLandMask, open_land_mask
-from .scenes import (DEFAULT_DB_RANGE, UNIT_TAG, UNITS, GeoTiffScene, SafeScene, SceneError, is_safe, open_scene,
-                     to_model_input)
+from .scenes import (DEFAULT_DB_RANGE, UNIT_TAG, UNITS, GeoTiffScene, SafeScene, SceneError, is_safe,
+                     model_input_to_db, open_scene, to_model_input)
 from .vectors import extract_polygons, write_vectors
 
 __all__ = ['Georef', 'GlobalLandMask', 'RasterLandMask', 'VectorLandMask', 'open_land_mask', 'DEFAULT_DB_RANGE',
            'UNIT_TAG', 'UNITS', 'GeoTiffScene', 'SafeScene', 'SceneError', 'is_safe', 'open_scene', 'to_model_input',
-           'extract_polygons', 'write_vectors']
+           'model_input_to_db', 'extract_polygons', 'write_vectors']

@@ -66,6 +66,14 @@ def to_model_input(values: np.ndarray, valid: np.ndarray, unit: str, db_range: S
     return grey, valid
 
 
+def model_input_to_db(grey: np.ndarray, db_range: Sequence[float] = DEFAULT_DB_RANGE) -> np.ndarray:
+    """The inverse of :func:`to_model_input` for ``unit='db'``: sigma0 in dB (float32) that maps back to exactly
+    the grey levels ``grey`` (uint8), ``lo + grey / 255 * (hi - lo)``. Used to turn an 8-bit image (e.g. a synthetic
+    demo scene) into a backscatter GeoTIFF that the model sees pixel for pixel as that image."""
+    lo, hi = (float(v) for v in db_range)
+    return (lo + np.asarray(grey, np.float64) / 255.0 * (hi - lo)).astype(np.float32)
+
+
 def _georef(height, width, crs, transform, gcps, gcp_crs):
     from .georef import Georef
     if crs is not None and transform is not None and not transform.is_identity:

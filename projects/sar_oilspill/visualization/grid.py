@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from ..utils.atomic import atomic_write_bytes
+from .image_utils import as_uint8_rgb
 
 #: SOS has classes (background, oil_spill) with palette black / white; white is hard to see over SAR, so
 #: overlays use red for oil. Background is never tinted (``skip_background``).
@@ -58,26 +59,13 @@ def overlay_labels(image: np.ndarray, label: np.ndarray, palette: Sequence[Seque
     # in strips of rows: float work buffers of a few MB even for whole satellite scenes
     step = max(1, (1 << 20) // max(1, label.shape[1]))
     for r0 in range(0, label.shape[0], step):
-        rgb = _rgb(image[r0:r0 + step]).astype(np.float32)
+        rgb = as_uint8_rgb(image[r0:r0 + step]).astype(np.float32)
         lab = label[r0:r0 + step]
         mask = lab > 0 if skip_background else np.ones(lab.shape, bool)
         colour = colours[lab[mask].astype(np.int64)]
         rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * colour
         out[r0:r0 + step] = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
     return out
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ValueError(f'expected an (H, W) or (H, W, 3) image, got shape {image.shape}')
 
 
 def make_generation_grid(images, labels, palette: Sequence[Sequence[int]], ncols: int = 4, alpha: float = 0.5,
@@ -121,7 +109,7 @@ def make_generation_grid(images, labels, palette: Sequence[Sequence[int]], ncols
         r, c = divmod(i, ncols)
         y = pad + r * (h + pad)
         x = pad + 2 * c * (w + pad)
-        grid[y:y + h, x:x + w] = _rgb(image)
+        grid[y:y + h, x:x + w] = as_uint8_rgb(image)
         x2 = x + w + pad
         grid[y:y + h, x2:x2 + w] = overlay_labels(image, label, palette, alpha, skip_background)
     return grid

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from mmseg.registry import MODELS
 from projects.sar_oilspill.models.backbones import MambaVision
+from projects.sar_oilspill.models.backbones import mambavision_checkpoint as mvc
 from projects.sar_oilspill.models.backbones.mambavision import (ARCH_SETTINGS,
                                                                 MambaVisionMixer,
                                                                 window_partition,
@@ -233,6 +234,35 @@ def test_converter_drops_classifier_and_checks_keys(tmp_path):
                        state['patch_embed.conv_down.0.weight'])
     with pytest.raises(ValueError, match='does not match'):
         converter.convert([str(src), str(dst), '--arch', 'tiny'])
+
+
+def test_checkpoint_key_handling_is_shared_with_the_converter(tmp_path):
+    """One place reads NVlabs layouts: weights under `state_dict` / `model` / the top level / a named key,
+    `module.` stripped, non-tensors dropped; the converter's --ema path goes through it too."""
+    t = torch.ones(2)
+    for ckpt in ({'state_dict': {'module.a': t, 'b': t, 'n': 3}, 'epoch': 1},
+                 {'model': {'module.a': t, 'b': t}}, {'module.a': t, 'b': t, 'epoch': 7}):
+        assert list(mvc.nvlabs_weights(ckpt)) == ['a', 'b']
+    assert list(mvc.nvlabs_weights({'state_dict': {'x': t}, 'state_dict_ema': {'module.y': t}},
+                                   key='state_dict_ema')) == ['y']
+    with pytest.raises(KeyError, match=r"'f.pth' has no 'state_dict_ema'; top-level keys: \['state_dict'\]"):
+        mvc.nvlabs_weights({'state_dict': {}}, key='state_dict_ema', source='f.pth')
+    missing, unexpected, wrong = mvc.compare_shapes({'levels.a': (2, ), 'levels.b': (3, ), 'head.w': (1, )},
+                                                    {'levels.a': (4, ), 'levels.c': (1, ), 'norm.x': (1, )},
+                                                    mvc.ENCODER_PREFIXES)
+    assert (missing, unexpected, wrong) == (['levels.b'], ['levels.c'], ['levels.a: (4,) != (2,)'])
+
+    spec = importlib.util.spec_from_file_location('mv_converter_ema', CONVERTER)
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    assert converter.CLASSIFIER_PREFIXES is mvc.CLASSIFIER_PREFIXES
+    src, dst = tmp_path / 'ema.pth.tar', tmp_path / 'ema.pth'
+    state = random_checkpoint(tmp_path / 'x.pth.tar')
+    ema = {'module.' + k: v + 1 if v.is_floating_point() else v for k, v in state.items()}
+    torch.save({'state_dict': state, 'state_dict_ema': ema}, src)
+    converter.convert([str(src), str(dst), '--arch', 'test', '--ema'])
+    saved = torch.load(dst, weights_only=True)['state_dict']
+    assert torch.equal(saved['patch_embed.conv_down.0.weight'], state['patch_embed.conv_down.0.weight'] + 1)
 
 
 def test_window_partition_order_and_roundtrip():

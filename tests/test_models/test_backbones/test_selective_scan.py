@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from projects.sar_oilspill.models.backbones import selective_scan as ss
+from projects.sar_oilspill.models.backbones import scan_dispatch as ssb
+from projects.sar_oilspill.models.backbones import scan_chunked as ssc
 from projects.sar_oilspill.models.backbones.selective_scan import (
     selective_scan_chunked, selective_scan_fn, selective_scan_sequential)
 
@@ -346,12 +348,13 @@ class _NotInstalled:
 def backend(monkeypatch):
     """A clean backend state, CPU tensors routed as CUDA ones, print_log recorded, and
     ``install(fn)`` to fake an importable mamba-ssm whose ``selective_scan_fn`` is ``fn``."""
-    ss._reset_backends()
+    ssb._reset_backends()
     monkeypatch.delenv(ss.SCAN_ENV, raising=False)
-    monkeypatch.setattr(ss, '_FORCE_PYTORCH', None)
-    monkeypatch.setattr(ss, '_device_type', lambda device: 'cuda')
+    monkeypatch.setattr(ssb, '_FORCE_PYTORCH', None)
+    for module in (ssb, ssc):  # the backend choice and the PyTorch scan's settings
+        monkeypatch.setattr(module, '_device_type', lambda device: 'cuda')
     logs = []
-    monkeypatch.setattr(ss, 'print_log', lambda msg, logger=None, level=None: logs.append(
+    monkeypatch.setattr(ssb, 'print_log', lambda msg, logger=None, level=None: logs.append(
         (msg, level)))
 
     def install(fn=None, missing=False):
@@ -368,7 +371,7 @@ def backend(monkeypatch):
             monkeypatch.setitem(sys.modules, name, mod)
 
     yield types.SimpleNamespace(install=install, logs=logs)
-    ss._reset_backends()
+    ssb._reset_backends()
 
 
 def _counting(fn):
@@ -458,7 +461,7 @@ def test_backend_working_kernel_is_used(backend):
 def test_backend_not_installed_or_not_importable(backend):
     backend.install(missing=True)
     assert ss.scan_backend_info('cpu') == ('pytorch', 'mamba-ssm is not installed')
-    ss._reset_backends()
+    ssb._reset_backends()
     backend.install(None)  # the interface module lacks selective_scan_fn: ImportError
     backend.logs.clear()
     name, reason = ss.scan_backend_info('cpu')
@@ -485,7 +488,7 @@ def test_backend_forced_pytorch(backend, monkeypatch):
     monkeypatch.setenv(ss.SCAN_ENV, 'kernel')
     with pytest.raises(ValueError, match='SAR_OILSPILL_SELECTIVE_SCAN'):
         ss.scan_backend('cpu')
-    ss._reset_backends()
+    ssb._reset_backends()
     backend.install(missing=True)
     monkeypatch.setenv(ss.SCAN_ENV, 'mamba_ssm')
     with pytest.raises(RuntimeError, match='not installed'):
@@ -494,13 +497,13 @@ def test_backend_forced_pytorch(backend, monkeypatch):
 
 def test_backend_cpu_never_probes(monkeypatch):
     """CPU tensors take the PyTorch scan without importing or probing mamba-ssm."""
-    ss._reset_backends()
+    ssb._reset_backends()
     monkeypatch.delitem(sys.modules, 'mamba_ssm', raising=False)
     monkeypatch.setattr(sys, 'meta_path', [_NotInstalled()] + sys.meta_path)
     args, kw = _mixer_call()
     selective_scan_fn(*args, **kw)
     assert ss.scan_backend(torch.device('cpu')) == 'pytorch'
-    assert ss._BACKENDS == {}
+    assert ssb._BACKENDS == {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,11 +513,11 @@ def test_block_length_per_device():
     """CPU: blocks within 2 MiB (2^19 values); GPU: up to 2^24 values, the whole sequence at
     MambaVision-B's shapes (level 2 at batch 9: 9 x 256 x 8 values per step)."""
     width = 9 * 256 * 8
-    assert ss._block_len(196, width, None, 'cpu') == (1 << 19) // width == 28
-    assert ss._block_len(196, width, None, 'cuda') == 196
-    assert ss._block_len(196, 16 * 49 * 512 * 8, None, 'cuda') == 5  # still bounded
-    assert ss._block_len(196, 1 << 30, None, 'cuda') == 1
-    assert ss._block_len(196, width, 7, 'cuda') == ss._block_len(196, width, 7, 'cpu') == 7
+    assert ssc._block_len(196, width, None, 'cpu') == (1 << 19) // width == 28
+    assert ssc._block_len(196, width, None, 'cuda') == 196
+    assert ssc._block_len(196, 16 * 49 * 512 * 8, None, 'cuda') == 5  # still bounded
+    assert ssc._block_len(196, 1 << 30, None, 'cuda') == 1
+    assert ssc._block_len(196, width, 7, 'cuda') == ssc._block_len(196, width, 7, 'cpu') == 7
 
 
 @contextlib.contextmanager
@@ -544,14 +547,14 @@ def test_gpu_settings_match_reference_without_sync_or_pool(monkeypatch, length, 
                torch.randn(b, d, n, generator=g, dtype=torch.float64))
     y_ref, last_ref, g_ref = run_with_grads(selective_scan_ref, inputs, opts, weights)
     ss.release_scratch_buffers()
-    monkeypatch.setattr(ss, '_device_type', lambda device: 'cuda')
+    monkeypatch.setattr(ssc, '_device_type', lambda device: 'cuda')
     with _no_host_sync(monkeypatch):
         y, last, grads = run_with_grads(selective_scan_chunked, inputs, opts, weights,
                                         chunk_size=chunk_size)
         args, kw = split(inputs, opts)
         with torch.no_grad():
             y_inf = selective_scan_chunked(*args, **kw, chunk_size=chunk_size)
-    assert ss._SCRATCH.pool == {}
+    assert ssc._SCRATCH.pool == {}
     assert rel_err(y, y_ref) < 1e-10 and rel_err(last, last_ref) < 1e-10
     assert rel_err(y_inf, y_ref) < 1e-10
     for key in g_ref:
@@ -568,7 +571,7 @@ def test_sync_guard_catches_the_cpu_path(monkeypatch):
             run_with_grads(selective_scan_chunked, inputs, OPTIONS[2],
                            (torch.ones(1, 3, 9, dtype=torch.float64),
                             torch.ones(1, 3, 2, dtype=torch.float64)))
-    assert ss._SCRATCH.pool
+    assert ssc._SCRATCH.pool
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
@@ -635,3 +638,16 @@ def test_reference_hand_computation():
     expected = torch.tensor([[[2.0 * h0, 4.0 * h1]]], dtype=torch.float64)
     assert torch.allclose(selective_scan_ref(u, delta, A, B, C), expected)
     assert torch.allclose(selective_scan_chunked(u, delta, A, B, C), expected)
+
+
+def test_selective_scan_module_gathers_the_implementations():
+    """The old import path keeps every public name, each the object of the module that does the job."""
+    from projects.sar_oilspill.models.backbones import scan_reference as ssr
+    assert ss.selective_scan_fn is ssb.selective_scan_fn
+    assert ss.selective_scan_chunked is ssc.selective_scan_chunked
+    assert ss.selective_scan_sequential is ssr.selective_scan_sequential
+    for name in ('scan_backend', 'scan_backend_info', 'force_pytorch_scan', 'SCAN_ENV'):
+        assert getattr(ss, name) is getattr(ssb, name)
+    assert ss.release_scratch_buffers is ssc.release_scratch_buffers
+    assert {'selective_scan_fn', 'selective_scan_chunked', 'selective_scan_sequential', 'scan_backend',
+            'scan_backend_info', 'force_pytorch_scan', 'release_scratch_buffers'} <= set(ss.__all__)

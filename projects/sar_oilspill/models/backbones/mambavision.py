@@ -42,8 +42,6 @@ per input size, e.g. the level map of the training crop (``(8, 8, 32, 16)`` for 
 same checkpoint.
 """
 import math
-import os.path as osp
-from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -54,13 +52,12 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg.registry import MODELS
 from ..utils.layer_norm import LayerNorm2d  # NVlabs' ``ln2d`` output norm
-from .pretrained import MAMBAVISION_B_1K, WEIGHTS_DIR_ENV
+from .mambavision_checkpoint import CLASSIFIER_PREFIXES, check_encoder_weights, load_pretrained
 from .selective_scan import selective_scan_fn
 
 # NVlabs variants (mambavision 1.2.0, mamba_vision.py). Windows are the ImageNet ones; NVlabs'
@@ -82,20 +79,6 @@ ARCH_SETTINGS: Dict[str, dict] = {
     'test': dict(dim=16, in_dim=8, depths=(1, 1, 2, 2), num_heads=(1, 2, 2, 4),
                  window_size=(4, 4, 4, 2), layer_scale=1e-5),
 }
-
-# ImageNet-1K checkpoints published by NVlabs (weights under `state_dict`).
-NVLABS_CHECKPOINTS: Dict[str, str] = {
-    'tiny': 'https://huggingface.co/nvidia/MambaVision-T-1K/resolve/main/mambavision_tiny_1k.pth.tar',
-    'tiny2': 'https://huggingface.co/nvidia/MambaVision-T2-1K/resolve/main/mambavision_tiny2_1k.pth.tar',
-    'small': 'https://huggingface.co/nvidia/MambaVision-S-1K/resolve/main/mambavision_small_1k.pth.tar',
-    'base': MAMBAVISION_B_1K,
-    'large': 'https://huggingface.co/nvidia/MambaVision-L-1K/resolve/main/mambavision_large_1k.pth.tar',
-    'large2': 'https://huggingface.co/nvidia/MambaVision-L2-1K/resolve/main/mambavision_large2_1k.pth.tar',
-}  # yapf: disable
-
-# Checkpoint entries of the classifier that the backbone does not have.
-CLASSIFIER_PREFIXES = ('norm.', 'head.')
-
 
 def window_partition(x: Tensor, window_size: int, window_w: Optional[int] = None) -> Tensor:
     """Split a feature map into non-overlapping windows of tokens (row-major inside a window).
@@ -757,7 +740,7 @@ class MambaVision(BaseModule):
     def init_weights(self) -> None:
         """Default init, or load ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
 
-        ``checkpoint`` is a local file or a URL; the release URLs (``NVLABS_CHECKPOINTS``) are read from
+        ``checkpoint`` is a local file or a URL; the release URLs (:data:`.pretrained.NVLABS_CHECKPOINTS`) are read from
         ``$SAR_OILSPILL_WEIGHTS_DIR`` when it is set, else from torch's hub cache, downloaded once (see
         :mod:`.pretrained`).
 
@@ -778,17 +761,7 @@ class MambaVision(BaseModule):
         path = self.init_cfg.get('checkpoint')
         if path is None:
             raise ValueError(f'MambaVision: init_cfg {self.init_cfg} has no `checkpoint`')
-        if '://' not in str(path) and not osp.isfile(osp.expanduser(str(path))):
-            hint = NVLABS_CHECKPOINTS.get(self.arch_name or '', None)
-            raise FileNotFoundError(
-                f'MambaVision(arch={self.arch_name!r}): pretrained checkpoint {path!r} does not '
-                'exist. ' + (f'Download the NVlabs ImageNet weights from {hint} and pass their path '
-                             '(--cfg-options model.backbone.init_cfg.checkpoint=PATH), or leave the URL in '
-                             f'the config and put the file in ${WEIGHTS_DIR_ENV}, ' if hint else '')
-                + 'or set init_cfg=None to train from scratch.')
-        state_dict = load_nvlabs_state_dict(path, prefix=self.init_cfg.get('prefix'))
-        from ...utils.checkpoint_compat import check_finite
-        check_finite(state_dict, str(path), what=f'MambaVision(arch={self.arch_name!r}) pretrained checkpoint')
+        state_dict = load_pretrained(path, self.arch_name, prefix=self.init_cfg.get('prefix'))
         self.load_encoder_state_dict(state_dict, source=str(path))
         self._is_init = True
 
@@ -812,28 +785,7 @@ class MambaVision(BaseModule):
         """
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(CLASSIFIER_PREFIXES)}
         own = self.state_dict()
-        encoder = ('patch_embed.', 'levels.')
-        missing = sorted(k for k in own if k.startswith(encoder) and k not in state_dict)
-        unexpected = sorted(k for k in state_dict if k.startswith(encoder) and k not in own)
-        wrong = [f'{k}: {tuple(v.shape)} != {tuple(own[k].shape)}'
-                 for k, v in state_dict.items()
-                 if k in own and tuple(v.shape) != tuple(own[k].shape)]
-        if missing or unexpected or wrong:
-
-            def listing(keys: List[str]) -> str:
-                return ', '.join(keys[:20]) + (f', ... ({len(keys) - 20} more)'
-                                               if len(keys) > 20 else '')
-
-            parts = [f'{len(keys)} {what}: [{listing(keys)}]'
-                     for what, keys in (('missing encoder keys', missing),
-                                        ('unexpected encoder keys', unexpected),
-                                        ('shape mismatches (checkpoint != model)', wrong))
-                     if keys]
-            raise KeyError(
-                f'MambaVision(arch={self.arch_name!r}): checkpoint {source!r} does not match '
-                f'the encoder; nothing was loaded. ' + '; '.join(parts) + '. Is the checkpoint '
-                'of another variant (arch, layer_scale)? See '
-                'tools/model_converters/mambavision_nvlabs_to_mmseg.py to check a file.')
+        check_encoder_weights(state_dict, own, self.arch_name, source)
         loadable = {k: v for k, v in state_dict.items() if k in own}
         ignored = sorted(k for k in state_dict if k not in own)
         new_layers = sorted(k for k in own if k not in state_dict)
@@ -842,45 +794,3 @@ class MambaVision(BaseModule):
             f'MambaVision: loaded {len(loadable)} tensors from {source!r}; '
             f'new (not in checkpoint): {new_layers}; ignored: {ignored[:10]}',
             logger='current')
-
-
-def load_nvlabs_state_dict(path: str, prefix: Optional[str] = None) -> Dict[str, Tensor]:
-    """Read the weights of an NVlabs MambaVision checkpoint (or a converted/segmentor one).
-
-    Accepts ``{'state_dict': ...}`` (NVlabs/timm ``.pth.tar``, mmengine), ``{'model': ...}`` or
-    a bare state dict. Strips ``module.``; strips ``prefix`` (or ``backbone.`` when every key
-    has it). A local file is read with ``torch.load(weights_only=True)`` by
-    :func:`~projects.sar_oilspill.utils.checkpoint_compat.load_checkpoint_file` (the ``argparse.Namespace``
-    of timm training arguments and numpy scalars allowed; an empty, unreadable or unsafe file is a
-    ``CheckpointError`` naming it).
-
-    Args:
-        path (str): local path or URL understood by mmengine's ``CheckpointLoader``.
-        prefix (str, optional): key prefix to keep and strip, e.g. ``'backbone.'``.
-
-    Returns:
-        dict[str, Tensor]: weights with NVlabs names (``norm.``/``head.`` kept).
-    """
-    from ...utils.checkpoint_compat import allow_mmengine_checkpoint_types, load_checkpoint_file
-    if '://' in str(path):  # URLs (mmengine's loaders), weights-only with the same allow-list
-        allow_mmengine_checkpoint_types()
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    else:
-        ckpt = load_checkpoint_file(str(path), map_location='cpu', what='MambaVision pretrained checkpoint')
-    if not isinstance(ckpt, dict):
-        raise TypeError(f'MambaVision: {path!r} holds a {type(ckpt)}, expected a dict')
-    for key in ('state_dict', 'model'):
-        if key in ckpt and isinstance(ckpt[key], dict):
-            ckpt = ckpt[key]
-            break
-    state_dict = OrderedDict((k[7:] if k.startswith('module.') else k, v)
-                             for k, v in ckpt.items() if isinstance(v, Tensor))
-    if (prefix is None and any(k.startswith('backbone.') for k in state_dict)
-            and not any(k.startswith(('patch_embed.', 'levels.')) for k in state_dict)):
-        prefix = 'backbone.'  # a segmentor checkpoint
-    if prefix:
-        state_dict = OrderedDict(
-            (k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
-        if not state_dict:
-            raise KeyError(f'MambaVision: no key of {path!r} starts with prefix {prefix!r}')
-    return state_dict

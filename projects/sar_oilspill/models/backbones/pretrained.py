@@ -32,6 +32,16 @@ WEIGHTS_DIR_ENV = 'SAR_OILSPILL_WEIGHTS_DIR'
 MAMBAVISION_B_1K = 'https://huggingface.co/nvidia/MambaVision-B-1K/resolve/main/mambavision_base_1k.pth.tar'
 RESNET34_IMAGENET = 'https://download.pytorch.org/models/resnet34-b627a593.pth'
 
+# ImageNet-1K checkpoints of every MambaVision variant published by NVlabs (weights under `state_dict`).
+NVLABS_CHECKPOINTS: Dict[str, str] = {
+    'tiny': 'https://huggingface.co/nvidia/MambaVision-T-1K/resolve/main/mambavision_tiny_1k.pth.tar',
+    'tiny2': 'https://huggingface.co/nvidia/MambaVision-T2-1K/resolve/main/mambavision_tiny2_1k.pth.tar',
+    'small': 'https://huggingface.co/nvidia/MambaVision-S-1K/resolve/main/mambavision_small_1k.pth.tar',
+    'base': MAMBAVISION_B_1K,
+    'large': 'https://huggingface.co/nvidia/MambaVision-L-1K/resolve/main/mambavision_large_1k.pth.tar',
+    'large2': 'https://huggingface.co/nvidia/MambaVision-L2-1K/resolve/main/mambavision_large2_1k.pth.tar',
+}  # yapf: disable
+
 # file name -> (what it is, where it is described)
 KNOWN_WEIGHTS: Dict[str, tuple] = {
     'mambavision_base_1k.pth.tar': ("NVlabs' ImageNet-1K MambaVision-B",

@@ -92,6 +92,29 @@ def logits_to_label_x0(logits: torch.Tensor, balancing_factor: float) -> torch.T
     return x0.clamp(-b, b)
 
 
+def label_x0_to_logits(label_x0: torch.Tensor, balancing_factor: float, eps: float = 1e-6) -> torch.Tensor:
+    """Logits whose softmax is the class estimate held by a scaled-mask x0 (inverse of Eq. 21).
+
+    For a Label-Net trained with the plain diffusion (L2) loss on the scaled mask instead of CE
+    (the "w/o CE loss" rows of Table 5 and JointNet of Table 1), the network output is an x0
+    estimate ``y`` in ``[-b, b]``, not logits. ``p = (clip(y, -b, b) / b + 1) / 2`` inverts Eq. 21
+    channel-wise and ``log(max(p, eps))`` gives logits with ``softmax = p / sum(p)`` (= ``p``
+    when ``p`` sums to 1 over the classes, e.g. for an exact one-hot mask), so D_aug stores
+    per-pixel logits for every model.
+
+    Args:
+        label_x0 (Tensor): ``(B, K, H, W)`` x0 estimate of the scaled mask.
+        balancing_factor (float): ``b``.
+        eps (float): Floor of ``p`` before the log.
+
+    Returns:
+        Tensor: ``(B, K, H, W)`` logits.
+    """
+    b = float(balancing_factor)
+    p = (label_x0.clamp(-b, b) / b + 1.0) / 2.0
+    return p.clamp_min(eps).log()
+
+
 def make_generators(seeds: Sequence[int], device: str = 'cpu') -> List[torch.Generator]:
     """One ``torch.Generator`` per seed (``manual_seed(seed)``)."""
     return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
@@ -133,7 +156,8 @@ def joint_ddim_sample(denoise_fn: DenoiseFn,
                       balancing_factor: float,
                       num_inference_steps: int = 200,
                       eta: float = 0.0,
-                      generators: Optional[Sequence[torch.Generator]] = None) -> JointSample:
+                      generators: Optional[Sequence[torch.Generator]] = None,
+                      label_x0_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> JointSample:
     """Joint DDIM sampling of SAR images and label logits (Alg. 2).
 
     At every timestep ``t`` (descending): ``(x0_img, logits) = denoise_fn(x_img, x_lbl, t)``;
@@ -154,6 +178,10 @@ def joint_ddim_sample(denoise_fn: DenoiseFn,
         eta (float): DDIM eta (0 = deterministic).
         generators (Sequence[torch.Generator] | None): Per-sample generators for the
             ``eta > 0`` variance noise; None uses the global RNG.
+        label_x0_fn (Callable, optional): Maps the label-branch output to the label x0;
+            default (None) Eq. 21, :func:`logits_to_label_x0`. A Label-Net trained with
+            the L2 diffusion loss instead of CE predicts x0 itself:
+            ``lambda y: y.clamp(-b, b)``.
 
     Returns:
         JointSample: ``image`` ``(N, C_img, H, W)`` in [-1, 1] and ``logits``
@@ -186,6 +214,6 @@ def joint_ddim_sample(denoise_fn: DenoiseFn,
         if x_lbl is not None:
             if logits is None:
                 raise RuntimeError('denoise_fn returned no logits although label_noise was given')
-            x0_lbl = logits_to_label_x0(logits, b)  # Eq. 21
+            x0_lbl = logits_to_label_x0(logits, b) if label_x0_fn is None else label_x0_fn(logits)  # Eq. 21
             x_lbl = scheduler.step(x0_lbl, t, x_lbl, eta=eta, variance_noise=noise_lbl).prev_sample
     return JointSample(image=x_img.clamp(-1.0, 1.0), logits=logits)

@@ -17,7 +17,7 @@ from mmseg.structures import SegDataSample
 
 from .joint_unet import JointUNet
 from .sampling import (JointSample, build_sampling_scheduler, build_train_scheduler,
-                       joint_ddim_sample, make_generators, per_sample_randn)
+                       joint_ddim_sample, label_x0_to_logits, make_generators, per_sample_randn)
 
 #: Tiny architecture for unit tests / smoke runs (32x32, ~0.18 M parameters per branch).
 TINY_UNET_CFG = dict(
@@ -38,6 +38,7 @@ DEFAULT_UNET_CFG = dict(
     attention_head_dim=64)
 
 _STAGES = (1, 2, 3)
+_LABEL_LOSSES = ('ce', 'l2')
 
 
 @MODELS.register_module()
@@ -56,6 +57,10 @@ class SARJointNet(BaseModel):
     * stage 1: SAR-Net alone, ``loss_image = ||x0_hat - x0||^2`` (mean, Eq. 5);
       stage 2/3: joint model, ``loss_image`` as above plus ``loss_label =
       CE(logits, mask)`` (Eq. 6); their sum is Eq. 7 (weights configurable).
+      With ``label_loss='l2'`` (the "w/o CE loss" ablation, Table 5, and JointNet,
+      Table 1) the label branch is trained like the image branch instead:
+      ``loss_label_l2 = ||x0_hat_label - b (2 onehot - 1)||^2`` (mean over the
+      non-ignored pixels); it then predicts the scaled mask, not logits.
 
     Trainable parameters per stage (:meth:`set_stage`):
 
@@ -86,7 +91,11 @@ class SARJointNet(BaseModel):
         num_train_timesteps (int): ``T`` of the DDPM schedule.
         beta_schedule (str): diffusers beta schedule (paper: squared cosine).
         loss_image_weight (float): Weight of the image L2 loss.
-        loss_label_weight (float): Weight of the label CE loss.
+        loss_label_weight (float): Weight of the label loss.
+        label_loss (str): ``'ce'`` (paper, Eq. 6: Label-Net outputs logits, CE against
+            the mask) or ``'l2'`` (ablation without CE: Label-Net outputs the x0 of the
+            scaled mask, L2 loss; sampling uses that x0 clipped to [-b, b] instead of
+            Eq. 21, and :meth:`sample` returns ``label_x0_to_logits`` of it as logits).
         ignore_index (int): Label value that is ignored (mmseg convention 255).
         test_cfg (dict, optional): Sampling options used by ``mode='predict'``:
             ``num_inference_steps`` (200), ``eta`` (0.0), ``timestep_spacing``
@@ -107,6 +116,7 @@ class SARJointNet(BaseModel):
                  beta_schedule: str = 'squaredcos_cap_v2',
                  loss_image_weight: float = 1.0,
                  loss_label_weight: float = 1.0,
+                 label_loss: str = 'ce',
                  ignore_index: int = 255,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
@@ -126,6 +136,9 @@ class SARJointNet(BaseModel):
         self.ignore_index = int(ignore_index)
         self.loss_image_weight = float(loss_image_weight)
         self.loss_label_weight = float(loss_label_weight)
+        if label_loss not in _LABEL_LOSSES:
+            raise ValueError(f'label_loss must be one of {_LABEL_LOSSES}, got {label_loss!r}')
+        self.label_loss = label_loss
         self.num_train_timesteps = int(num_train_timesteps)
         self.unet_cfg = dict(DEFAULT_UNET_CFG if unet is None else unet)
         self.test_cfg = dict(num_inference_steps=200, eta=0.0, timestep_spacing='trailing')
@@ -134,7 +147,7 @@ class SARJointNet(BaseModel):
             raise ValueError(f'unknown test_cfg keys {sorted(unknown)}; allowed {sorted(self.test_cfg)}')
         self.test_cfg.update(test_cfg or {})
 
-        self.joint = JointUNet(self.image_channels, self.num_classes, self.unet_cfg)
+        self.joint = self._build_network()
         self.train_scheduler = build_train_scheduler(num_train_timesteps, beta_schedule)
         self.sample_scheduler = build_sampling_scheduler(
             num_train_timesteps, beta_schedule, self.test_cfg['timestep_spacing'])
@@ -144,6 +157,10 @@ class SARJointNet(BaseModel):
         self.register_buffer('training_stage', torch.tensor(int(stage), dtype=torch.long))
         self.register_buffer('label_net_initialized', torch.tensor(False))
         self.set_stage(stage, _warn=False)
+
+    def _build_network(self) -> nn.Module:
+        """The denoiser, stored as ``self.joint``: SAR-Net + Label-Net with exchange layers."""
+        return JointUNet(self.image_channels, self.num_classes, self.unet_cfg)
 
     # ------------------------------------------------------------------ state
     @property
@@ -329,17 +346,24 @@ class SARJointNet(BaseModel):
 
         Returns:
             dict[str, Tensor]: ``loss_image`` (Eq. 5) and, in stages 2/3,
-            ``loss_label`` (Eq. 6); mmengine sums them (Eq. 7).
+            ``loss_label`` (Eq. 6) or, with ``label_loss='l2'``, ``loss_label_l2``;
+            mmengine sums them (Eq. 7).
         """
         x0_img, labels, xt_img, xt_lbl, t = self._noisy_batch(inputs, data_samples)
         pred_img, logits = self.denoise(xt_img, xt_lbl, t)
         losses = dict(loss_image=self.loss_image_weight * F.mse_loss(pred_img, x0_img))  # Eq. 5
-        if logits is not None:
-            if bool((labels == self.ignore_index).all()):
-                ce = logits.sum() * 0.0  # every pixel ignored: keep the graph, no signal
-            else:
-                ce = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)  # Eq. 6
-            losses['loss_label'] = self.loss_label_weight * ce
+        if logits is None:
+            return losses
+        valid = labels != self.ignore_index
+        if not bool(valid.any()):
+            lbl_loss = logits.sum() * 0.0  # every pixel ignored: keep the graph, no signal
+        elif self.label_loss == 'ce':
+            lbl_loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)  # Eq. 6
+        else:  # plain diffusion loss on the scaled mask (no CE), over the non-ignored pixels
+            sq_err = (logits - self.labels_to_scaled_mask(labels)).pow(2).mean(dim=1)
+            lbl_loss = sq_err[valid].mean()
+        key = 'loss_label' if self.label_loss == 'ce' else 'loss_label_l2'
+        losses[key] = self.loss_label_weight * lbl_loss
         return losses
 
     @torch.no_grad()
@@ -376,7 +400,8 @@ class SARJointNet(BaseModel):
             JointSample: ``image`` ``(N, C_img, H, W)`` float in [-1, 1]; ``logits``
             ``(N, K, H, W)`` float, the Label-Net logits of the LAST network
             evaluation (smallest DDIM timestep, e.g. t=4 for 200 trailing steps), or
-            None in stage 1.
+            None in stage 1. With ``label_loss='l2'``: ``label_x0_to_logits`` of that
+            evaluation's x0 estimate.
         """
         if seeds is not None and generator is not None:
             raise ValueError('pass either seeds or generator, not both')
@@ -422,8 +447,14 @@ class SARJointNet(BaseModel):
                                       device=gen_device, dtype=dtype).to(device)
             label_noise = torch.randn((num, ) + lbl_shape, generator=generator,
                                       device=gen_device, dtype=dtype).to(device) if joint else None
-        return joint_ddim_sample(self.denoise, self.sample_scheduler, image_noise, label_noise,
-                                 self.balancing_factor, steps, eta, generators)
+        b = self.balancing_factor
+        if self.label_loss == 'ce':
+            return joint_ddim_sample(self.denoise, self.sample_scheduler, image_noise, label_noise, b, steps,
+                                     eta, generators)
+        result = joint_ddim_sample(self.denoise, self.sample_scheduler, image_noise, label_noise, b, steps, eta,
+                                   generators, label_x0_fn=lambda x0: x0.clamp(-b, b))
+        logits = None if result.logits is None else label_x0_to_logits(result.logits, b)
+        return JointSample(image=result.image, logits=logits)
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[Sequence[SegDataSample]] = None) -> List[SegDataSample]:

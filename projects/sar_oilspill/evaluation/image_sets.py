@@ -1,0 +1,87 @@
+"""The tile sets the generation measures read: a D_aug folder's samples and a folder of real tiles."""
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..datasets.daug import DAugFolder
+from ..visualization.image_utils import channels_equal
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an 8-bit tile: (H, W) grey, or (H, W, 3) RGB when the three channels differ (alpha is dropped).
+
+    Decoded by the project's strict reader (:func:`..datasets.image_io.read_image`): an empty, truncated or
+    undecodable file is an ``ImageReadError`` (an ``OSError``) naming it.
+    """
+    from ..datasets.image_io import read_image as _read_strict
+    img = _read_strict(path, 'unchanged')
+    if img.dtype != np.uint8:
+        raise ValueError(f'{path}: {img.dtype} image; the generation measures expect 8-bit tiles')
+    if img.ndim == 3:
+        img = img[..., :3]
+        if img.shape[2] == 1:
+            return img[..., 0]
+        if channels_equal(img):
+            return np.ascontiguousarray(img[..., 0])
+        return np.ascontiguousarray(img[..., ::-1])
+    return img
+
+
+def load_daug(root: str, max_samples: Optional[int] = None) -> Tuple[Dict, List[Dict[str, str]]]:
+    """List the samples of a D_aug folder (:meth:`DAugFolder.sample_names`, as :class:`DAugDataset` reads them).
+
+    Args:
+        root: D_aug folder.
+        max_samples: Keep the first ``max_samples`` pairs in name order (all when ``None`` or larger).
+
+    Returns:
+        (manifest, samples): each sample is ``dict(name, img_path, logits_path)``; read them with
+        :func:`read_daug_image` / :func:`read_daug_logits`.
+
+    Raises:
+        FileNotFoundError: naming ``root`` and the expected layout when it is not a D_aug folder.
+    """
+    folder = DAugFolder(root)
+    folder.check_layout()
+    manifest = folder.read_manifest()
+    names = folder.sample_names(manifest)
+    if max_samples is not None:
+        names = names[:max_samples]
+    samples = [dict(name=n, img_path=folder.image_path(n), logits_path=folder.logits_path(n)) for n in names]
+    return manifest, samples
+
+
+def list_real_images(root: str, real_type: str = 'auto', max_samples: Optional[int] = None) -> List[str]:
+    """Image files of a real set, in name order.
+
+    Args:
+        root: The folder holding the tiles (searched recursively for ``sos`` / ``osd``), e.g.
+            ``data/sos/train/palsar``, ``data/sos/test/palsar/sat`` or ``data/osd/train/images``.
+        real_type: ``'sos'`` (``*_sat.jpg`` via :class:`SOSDataset`), ``'osd'`` (``*.jpg`` via
+            :class:`OSDDataset`), ``'folder'`` (every image file directly in ``root``) or ``'auto'`` (``sos``
+            when ``*_sat.jpg`` files exist, else ``folder``).
+        max_samples: Keep the first ``max_samples`` files.
+    """
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'real image folder {root!r} does not exist')
+    if real_type == 'auto':
+        found = any(f.endswith('_sat.jpg') for _, _, files in os.walk(root) for f in files)
+        real_type = 'sos' if found else 'folder'
+    if real_type in ('sos', 'osd'):
+        from ..datasets import OSDDataset, SOSDataset
+        cls = SOSDataset if real_type == 'sos' else OSDDataset
+        ds = cls(data_prefix=dict(img_path=osp.abspath(root), seg_map_path=osp.abspath(root)), pipeline=[],
+                 check_files=False, lazy_init=True)
+        paths = sorted(d['img_path'] for d in ds.load_data_list())
+    elif real_type == 'folder':
+        paths = sorted(osp.join(root, f) for f in os.listdir(root)
+                       if f.lower().endswith(IMAGE_EXTENSIONS) and osp.isfile(osp.join(root, f)))
+    else:
+        raise ValueError(f"real_type={real_type!r}, expected 'sos', 'osd', 'folder' or 'auto'")
+    if not paths:
+        raise FileNotFoundError(f'no {real_type} images under {root!r}')
+    return paths[:max_samples] if max_samples is not None else paths
