@@ -93,6 +93,18 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert {p: osp.getmtime(p) for p in stamps} == stamps
     assert open(work / 'summary.md').read() == summary
 
+    # other generation settings keep the trained teacher (not retrained) and generate into their own folder
+    ckpt = teacher['checkpoint']
+    ckpt_stamp = osp.getmtime(ckpt)
+    study.main([v if v != '3' or argv[i - 1] != '--gen-steps' else '2' for i, v in enumerate(argv)]
+               + ['--variants', 'dakd'])
+    capsys.readouterr()
+    teacher2 = json.load(open(work / 'teacher.json'))
+    assert teacher2['settings']['gen_steps'] == 2 and teacher2['checkpoint'] == ckpt
+    assert osp.getmtime(ckpt) == ckpt_stamp and 'jointnet_train_s' not in teacher2['cpu_times_s']
+    assert teacher2['daug_dir'] != teacher['daug_dir'] and osp.isdir(teacher['daug_dir'])
+    assert teacher2['daug_dir'].endswith('daug_128px_2steps')
+
 
 def test_study_refuses_bad_arguments(capsys, tmp_path):
     study = _load_study()

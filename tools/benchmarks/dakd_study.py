@@ -252,8 +252,12 @@ def run_teacher(a, work_dir: str, split: Dict) -> Dict:
         print(f'[teacher] done before ({out}), skipped')
         return done
     tdir = osp.join(work_dir, 'teacher')
-    if load_json(osp.join(tdir, 'settings.json')) != json.loads(json.dumps(settings)):
-        shutil.rmtree(tdir, ignore_errors=True)  # other settings: start again
+    # the trained teacher depends on the training settings only: other generation settings keep it and generate
+    # into their own folder (daug_<size>px_<steps>steps); other training settings start again
+    train_keys = [k for k in settings if not k.startswith('gen_')]
+    old = load_json(osp.join(tdir, 'settings.json')) or {}
+    if any(old.get(k) != json.loads(json.dumps(settings[k])) for k in train_keys):
+        shutil.rmtree(tdir, ignore_errors=True)
     os.makedirs(tdir, exist_ok=True)
     write_json_atomic(settings, osp.join(tdir, 'settings.json'))
     log = osp.join(tdir, 'teacher.log')
@@ -289,7 +293,7 @@ def run_teacher(a, work_dir: str, split: Dict) -> Dict:
             cfg, '--work-dir', tdir, *resume, *cfg_options(dict(data, **{'model.balancing_factor': b}))],
             log_path=log)
     ckpt = last_checkpoint(tdir)
-    daug = osp.join(tdir, 'daug')
+    daug = osp.join(tdir, f'daug_{a.gen_size}px_{a.gen_steps}steps')
     n = settings['gen_samples']
     print(f'[teacher] generating {n} tiles of {a.gen_size}x{a.gen_size}, {a.gen_steps} DDIM steps ...', flush=True)
     times['generation_s'] = run_tool('tools/generate_daug.py', [
