@@ -36,6 +36,7 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
 from projects.sar_oilspill.datasets.synthetic import write_synthetic_osd  # noqa: E402
+from projects.sar_oilspill.utils.atomic import atomic_write  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/saross/synthetic_tiny.py'
 # How often the tools log an iteration (the bars advance at this step).
@@ -164,14 +165,16 @@ def write_scene_geotiff(image_path, out_path, db_range=None):
     db = model_input_to_db(grey, db_range)
     transform = Affine(SCENE_PIXEL_M, 0.0, SCENE_ORIGIN[0], 0.0, -SCENE_PIXEL_M, SCENE_ORIGIN[1])
     os.makedirs(osp.dirname(out_path), exist_ok=True)
-    tmp = out_path + '.tmp.tif'
-    with rasterio.open(tmp, 'w', driver='GTiff', height=db.shape[0], width=db.shape[1], count=1, dtype='float32',
-                       crs=SCENE_CRS, transform=transform, compress='deflate') as dst:
-        dst.write(db, 1)
-        dst.set_band_description(1, 'sigma0 (dB)')
-        dst.update_tags(source=f'synthetic demo scene {osp.basename(image_path)} (tools/demo.py): grey levels g as '
-                        f'sigma0 = {db_range[0]:g} + g / 255 * ({db_range[1]:g} - {db_range[0]:g}) dB')
-    os.replace(tmp, out_path)
+
+    def write(tmp):
+        with rasterio.open(tmp, 'w', driver='GTiff', height=db.shape[0], width=db.shape[1], count=1,
+                           dtype='float32', crs=SCENE_CRS, transform=transform, compress='deflate') as dst:
+            dst.write(db, 1)
+            dst.set_band_description(1, 'sigma0 (dB)')
+            dst.update_tags(source=f'synthetic demo scene {osp.basename(image_path)} (tools/demo.py): grey levels g '
+                            f'as sigma0 = {db_range[0]:g} + g / 255 * ({db_range[1]:g} - {db_range[0]:g}) dB')
+
+    atomic_write(out_path, write, keep_suffix=True)
     return db_range, transform
 
 
