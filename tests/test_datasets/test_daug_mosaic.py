@@ -25,11 +25,11 @@ def _make_daug(root, n=4, h=6, w=10, k=5):
     return root
 
 
-def _mix_dataset(root, label_mode='soft', extra=()):
+def _mix_dataset(root, label_mode='soft', extra=(), grid=2):
     inner = dict(type='DAugDataset', data_root=str(root), metainfo=META,
                  pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadSoftLabels', label_mode=label_mode)])
     return DATASETS.build(dict(type='MultiImageMixDataset', dataset=inner,
-                               pipeline=[dict(type='SoftLabelMosaic'), *extra,
+                               pipeline=[dict(type='SoftLabelMosaic', grid=grid), *extra,
                                          dict(type='PackSegInputsWithSoftLabels')]))
 
 
@@ -71,12 +71,12 @@ def test_manifest_checks(tmp_path):
         DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=dict(classes=('a', 'b'))))
 
 
-def _quadrant_tiles(sample):
-    """Tile index of each quadrant read back from the packed soft labels (class of tile i is i % 5)."""
+def _quadrant_tiles(sample, n=2):
+    """Tile index of each cell of an n x n mosaic read back from the packed soft labels (class of tile i is i % 5)."""
     soft = sample['data_samples'].gt_soft_logits.data
-    h, w = soft.shape[1] // 2, soft.shape[2] // 2
-    return [[int(soft[:, r * h:(r + 1) * h, c * w:(c + 1) * w].mean((1, 2)).argmax()) for c in range(2)]
-            for r in range(2)]
+    h, w = soft.shape[1] // n, soft.shape[2] // n
+    return [[int(soft[:, r * h:(r + 1) * h, c * w:(c + 1) * w].mean((1, 2)).argmax()) for c in range(n)]
+            for r in range(n)]
 
 
 def test_mosaic_geometry_image_and_soft_labels_aligned(tmp_path):
@@ -98,6 +98,36 @@ def test_mosaic_geometry_image_and_soft_labels_aligned(tmp_path):
             # the corner marker (logits + arange(K)) sits at each tile's own top-left pixel
             corner = soft[:, r * 6, c * 10] - soft[:, r * 6 + 1, c * 10 + 1]
             assert corner.argmax() == 4
+
+
+def test_mosaic_4x4_places_every_tile_in_row_major_order(tmp_path):
+    """grid=4 (sixteen 64 tiles -> one 256 input): the tiles drawn by get_indices fill the cells row by row."""
+    root = _make_daug(tmp_path / 'daug', n=5)
+    np.random.seed(3)
+    ds = _mix_dataset(root, grid=4)
+    np.random.seed(3)
+    drawn = ds.pipeline[0].get_indices(ds.dataset)  # what MultiImageMixDataset draws for item 2
+    assert len(drawn) == 15
+    np.random.seed(3)
+    out = ds[2]
+    img = out['inputs'][0].float()
+    soft = out['data_samples'].gt_soft_logits.data
+    assert img.shape == (24, 40) and soft.shape == (5, 24, 40)
+    tiles = [2] + drawn
+    q = _quadrant_tiles(out, 4)
+    assert q == [[tiles[r * 4 + c] % 5 for c in range(4)] for r in range(4)]
+    for r in range(4):
+        for c in range(4):
+            cell = img[r * 6:(r + 1) * 6, c * 10:(c + 1) * 10]
+            assert torch.allclose(cell, torch.full_like(cell, round(63.75 * tiles[r * 4 + c])), atol=1)
+            assert (soft[:, r * 6, c * 10] - soft[:, r * 6 + 1, c * 10 + 1]).argmax() == 4  # corner markers
+    from projects.sar_oilspill.datasets.transforms import SoftLabelMosaic
+    for bad in (1, 2.0, True):
+        with pytest.raises(ValueError, match='grid='):
+            SoftLabelMosaic(grid=bad)
+    base = dict(img=np.zeros((4, 4, 3)), seg_fields=[])
+    with pytest.raises(ValueError, match='with 15 tiles, got 3'):
+        SoftLabelMosaic(grid=4)(dict(base, mix_results=[base] * 3))
 
 
 def test_mosaic_then_flip_keeps_alignment(tmp_path):

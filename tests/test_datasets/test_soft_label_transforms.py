@@ -139,7 +139,7 @@ def _make_daug(root, n, h=32, w=48):
 
 
 @pytest.mark.parametrize('mosaic,uses,want', [(True, 1.0, 2), (True, 4.0, 8), (True, 0.5, 1), (False, 1.0, 8),
-                                              (False, 2.0, 16)])
+                                              (False, 2.0, 16), (2, 1.0, 2), (4, 16.0, 8), (4, 1.0, 1)])
 def test_real_synthetic_mix_is_one_value(synthetic_osd, tmp_path, mosaic, uses, want):
     """``tile_uses_per_epoch``: 8 tiles -> 2 mosaics (each tile once), the former 8 with uses=4, etc."""
     root = _make_daug(tmp_path / 'daug', 8)
@@ -151,7 +151,11 @@ def test_real_synthetic_mix_is_one_value(synthetic_osd, tmp_path, mosaic, uses, 
         data_root=root, mosaic=mosaic, tile_uses_per_epoch=uses)))
     assert (ds.num_real, ds.num_synthetic, len(ds)) == (12, want, 12 + want)
     sample = ds[len(ds) - 1]['data_samples']
-    assert sample.gt_soft_logits.data.shape == ((5, 64, 96) if mosaic else (5, 32, 48))
+    n = 2 if mosaic is True else (mosaic or 1)
+    assert sample.gt_soft_logits.data.shape == (5, 32 * n, 48 * n)
+    for bad in (1, 0.5, 'yes'):
+        with pytest.raises(ValueError, match=f'mosaic={bad!r}'):
+            DATASETS.build(dict(type='DAKDDataset', real=real, synthetic=dict(data_root=root, mosaic=bad)))
     with pytest.raises(ValueError, match='tile_uses_per_epoch=0'):
         DATASETS.build(dict(type='DAKDDataset', real=real, synthetic=dict(data_root=root, tile_uses_per_epoch=0)))
     with pytest.raises(ValueError, match='PadSegFields'):

@@ -70,7 +70,7 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
         assert all(_finite(r['test_metrics'][k]) for k in ('mIoU', 'IoU.oil_spill', 'IoU.background', 'aAcc'))
         assert _finite(r['wall_s']) and r['settings']['seed'] == 0
     assert runs['dakd']['settings']['teacher'] == teacher['settings']
-    assert runs['dakd']['settings']['mosaic'] is True and runs['dakd']['settings']['tile_uses_per_epoch'] == 4.0
+    assert runs['dakd']['settings']['mosaic'] == 4 and runs['dakd']['settings']['tile_uses_per_epoch'] == 16.0
 
     quality = json.load(open(work / 'generation_quality.json'))
     sp = quality['results']['speckle']
@@ -103,12 +103,13 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert teacher2['settings']['gen_steps'] == 2 and teacher2['checkpoint'] == ckpt
     assert osp.getmtime(ckpt) == ckpt_stamp and 'jointnet_train_s' not in teacher2['cpu_times_s']
     assert teacher2['daug_dir'] != teacher['daug_dir'] and osp.isdir(teacher['daug_dir'])
-    assert teacher2['daug_dir'].endswith('daug_128px_2steps')
+    assert teacher2['daug_dir'].endswith('daug_64px_2steps')
 
 
 def test_study_refuses_bad_arguments(capsys, tmp_path):
     study = _load_study()
     for argv, msg in ((['--data-root', 'x', '--gen-size', '100'], '--gen-size 100'),
+                      (['--data-root', 'x', '--gen-size', '512'], '--gen-size 512'),
                       (['--data-root', 'x', '--val-fraction', '1'], '--val-fraction 1'),
                       (['--data-root', 'x', '--seeds', '0', '0'], 'repeated seeds')):
         with pytest.raises(SystemExit):

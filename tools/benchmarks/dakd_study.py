@@ -82,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument('--kd-temperature', type=float, default=2.0, help='KD temperature T of the DAKD loss')
     g.add_argument('--tile-uses', type=float, default=None,
                    help='DAKDDataset synthetic.tile_uses_per_epoch (default: one synthetic input per generated '
-                        'tile: 4.0 with 2x2 mosaics, 1.0 without)')
+                        'tile: n*n with n x n mosaics, 1.0 without)')
     g = p.add_argument_group('teacher (SAR-JointNet tiny; run once)')
     g.add_argument('--teacher-iters', type=int, nargs=3, default=[300, 300, 300], metavar=('S1', 'S2', 'S3'),
                    help='iterations of the 3 training stages')
@@ -90,16 +90,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument('--teacher-batch', type=int, default=8, help='batch size of SAR-JointNet')
     g.add_argument('--teacher-lr', type=float, default=1e-3, help='learning rate of stages 1-2 (stage 3: x0.1)')
     g.add_argument('--teacher-seed', type=int, default=0, help='training seed and base seed of the generation')
-    g.add_argument('--gen-size', type=int, default=128,
-                   help=f'generated tile size: {STUDENT_CROP // 2} (2x2 mosaics) or {STUDENT_CROP} (single tiles)')
+    g.add_argument('--gen-size', type=int, default=64,
+                   help=f'generated tile size, a divisor of {STUDENT_CROP}: {STUDENT_CROP} // size tiles per side of '
+                        f'a mosaic (64: 4x4; 128: 2x2; {STUDENT_CROP}: single tiles). The default is the teacher\'s '
+                        'training crop: sampling at 128 extrapolates beyond it and costs 12x as much per tile '
+                        '(attention over 4x the tokens)')
     g.add_argument('--gen-steps', type=int, default=20, help='DDIM steps')
     g.add_argument('--gen-samples', type=int, default=None, help='generated tiles (default: the train part size)')
     g.add_argument('--gen-batch', type=int, default=16, help='tiles per sampling call')
     a = p.parse_args(argv)
     a.test_root = a.test_root or a.data_root
-    if a.gen_size not in (STUDENT_CROP // 2, STUDENT_CROP):
-        p.error(f'--gen-size {a.gen_size}: expected {STUDENT_CROP // 2} (assembled into 2x2 mosaics of '
-                f'{STUDENT_CROP}) or {STUDENT_CROP}')
+    if not (0 < a.gen_size <= STUDENT_CROP and STUDENT_CROP % a.gen_size == 0 and a.gen_size % 8 == 0):
+        p.error(f'--gen-size {a.gen_size}: expected a multiple of 8 dividing {STUDENT_CROP} (e.g. 64: 4x4 mosaics of '
+                f'{STUDENT_CROP}; 128: 2x2; {STUDENT_CROP}: single tiles)')
     for name in ('iters', 'batch', 'val_interval', 'teacher_crop', 'teacher_batch', 'gen_steps', 'gen_batch'):
         if getattr(a, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(a, name)}')
@@ -319,9 +322,10 @@ def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[D
              split=dict(fraction=a.val_fraction, seed=a.split_seed), iters=a.iters, batch=a.batch, lr=a.lr,
              warmup=a.warmup, val_interval=a.val_interval, crop=STUDENT_CROP)
     if variant == 'dakd':
-        mosaic = a.gen_size * 2 == STUDENT_CROP
+        grid = STUDENT_CROP // a.gen_size
+        mosaic = grid if grid > 1 else False  # tiles per side of the student's input
         s.update(teacher=teacher['settings'], kd_temperature=a.kd_temperature, mosaic=mosaic,
-                 tile_uses_per_epoch=a.tile_uses if a.tile_uses is not None else (4.0 if mosaic else 1.0))
+                 tile_uses_per_epoch=a.tile_uses if a.tile_uses is not None else float(grid * grid))
     return s
 
 

@@ -24,7 +24,8 @@ class DAKDDataset(ConcatDataset):
 
     The synthetic part is ``DAugDataset(data_root, max_samples)`` with ``[LoadOilSpillImage,
     LoadSoftLabels(label_mode)]``, optionally wrapped in mmseg's ``MultiImageMixDataset`` with
-    :class:`SoftLabelMosaic` in front of ``synthetic_pipeline`` (OSD: four 256 tiles -> one 512 input). Its class
+    :class:`SoftLabelMosaic` in front of ``synthetic_pipeline`` (OSD: four 256 tiles -> one 512 input;
+    ``mosaic=4``: a 4x4 grid, e.g. sixteen 64 tiles -> one 256 input). Its class
     names and palette are taken from the real dataset, so D_aug generated for other classes is refused.
 
     Variants are one-key overrides, e.g. the hard-label ablation
@@ -32,7 +33,7 @@ class DAKDDataset(ConcatDataset):
     ``dict(synthetic=dict(max_samples=1120))``.
 
     The real:synthetic mix of an epoch is one value, ``synthetic.tile_uses_per_epoch`` (``u``, default 1.0): with
-    ``N`` generated tiles and ``m`` tiles per input (4 with ``mosaic``, else 1) an epoch holds every real sample
+    ``N`` generated tiles and ``m`` tiles per input (``n * n`` with an n x n mosaic, else 1) an epoch holds every real sample
     once and ``round(u * N / m)`` synthetic inputs, so each tile is used ``u`` times per epoch on average. OSD:
     4480 tiles -> 1120 mosaics beside the 1002 real images (the reading of the paper's Table 11; 53 % synthetic);
     SOS-ALOS: 12404 tiles beside 3101 real tiles. ``u = 4`` with mosaics is the former behaviour of one mosaic per
@@ -44,7 +45,7 @@ class DAKDDataset(ConcatDataset):
     Args:
         real: Config of the real training dataset (hard labels).
         synthetic: ``dict(data_root=..., label_mode='soft'|'hard', max_samples=None, mosaic=False,
-            tile_uses_per_epoch=1.0)``.
+            tile_uses_per_epoch=1.0)``; ``mosaic``: False, True (2x2) or the tiles per side n >= 2.
         synthetic_pipeline: Transforms applied after loading (and after the mosaic); must end with
             ``PackSegInputsWithSoftLabels``.
         use_real: Set False to train on D_aug alone.
@@ -62,6 +63,14 @@ class DAKDDataset(ConcatDataset):
         if isinstance(uses, bool) or not isinstance(uses, (int, float)) or not uses > 0:
             raise ValueError(f'DAKDDataset.synthetic.tile_uses_per_epoch={uses!r}; expected a number > 0 (uses of '
                              'each generated tile per epoch, 1.0 = each tile once)')
+        mosaic = syn['mosaic']
+        if mosaic is True or mosaic is False:
+            grid = 2 if mosaic else 0
+        elif isinstance(mosaic, int) and mosaic >= 2:
+            grid = mosaic
+        else:
+            raise ValueError(f'DAKDDataset.synthetic.mosaic={mosaic!r}; expected False, True (2x2) or an integer >= 2 '
+                             '(tiles per side)')
         pipeline = copy.deepcopy(synthetic_pipeline or DEFAULT_SYNTHETIC_PIPELINE)
         if not pipeline or pipeline[-1].get('type') != 'PackSegInputsWithSoftLabels':
             raise ValueError('DAKDDataset.synthetic_pipeline must end with PackSegInputsWithSoftLabels '
@@ -73,15 +82,15 @@ class DAKDDataset(ConcatDataset):
         loading = [dict(type='LoadOilSpillImage'), dict(type='LoadSoftLabels', label_mode=syn['label_mode'])]
         meta = dict(classes=real_ds.metainfo['classes'], palette=real_ds.metainfo.get('palette'))
         daug = dict(type='DAugDataset', data_root=syn['data_root'], metainfo=meta, max_samples=syn['max_samples'])
-        if syn['mosaic']:
+        if grid:
             syn_ds = DATASETS.build(dict(type='MultiImageMixDataset', dataset=dict(daug, pipeline=loading),
-                                         pipeline=[dict(type='SoftLabelMosaic')] + pipeline))
+                                         pipeline=[dict(type='SoftLabelMosaic', grid=grid)] + pipeline))
         else:
             syn_ds = DATASETS.build(dict(daug, pipeline=loading + pipeline))
         if kwargs:
             raise TypeError(f'DAKDDataset got unexpected arguments {sorted(kwargs)}')
         num_tiles = len(syn_ds)
-        tiles_per_input = 4 if syn['mosaic'] else 1
+        tiles_per_input = grid * grid if grid else 1
         num_inputs = max(1, int(round(uses * num_tiles / tiles_per_input)))
         if num_inputs != num_tiles:
             syn_ds = EpochResampledDataset(syn_ds, num_inputs)
@@ -89,7 +98,7 @@ class DAKDDataset(ConcatDataset):
         self.num_real = len(real_ds) if use_real else 0
         self.num_synthetic = num_inputs
         print_log(f'DAKDDataset: {self.num_real} real + {num_inputs} synthetic inputs per epoch '
-                  f'({num_tiles} tiles{", 2x2 mosaics" if syn["mosaic"] else ""}, each used {uses:g}x per epoch): '
+                  f'({num_tiles} tiles{f", {grid}x{grid} mosaics" if grid else ""}, each used {uses:g}x per epoch): '
                   f'{100.0 * num_inputs / (self.num_real + num_inputs):.1f} % synthetic', logger='current')
         # torch's ConcatDataset: mmengine's refuses MultiImageMixDataset, which is not a BaseDataset.
         super().__init__([real_ds, syn_ds] if use_real else [syn_ds])
