@@ -30,3 +30,14 @@ def test_config_builds(path):
         if dl is not None:
             root = dl['dataset'].get('data_root') or ''
             assert not osp.isabs(root), f'{path}: absolute data_root {root}'
+
+
+def test_ddim_settings_have_one_home():
+    """The DDIM step count and eta live in model.test_cfg only; the generation loop reads them from there."""
+    jointnet = [p for p in CONFIGS if '/sar_jointnet/' in p]
+    assert len(jointnet) >= 8
+    for path in jointnet:
+        cfg = Config.fromfile(path)
+        gen = cfg.get('generation_cfg') or {}
+        assert 'num_inference_steps' not in gen and 'eta' not in gen, path
+        assert cfg.model.test_cfg['num_inference_steps'] > 0, path

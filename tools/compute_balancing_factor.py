@@ -13,20 +13,18 @@ fragment next to it (``balancing_factor.py``: ``model = dict(balancing_factor=..
 pass it on with ``--cfg-options model.balancing_factor=VALUE``.
 """
 import argparse
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import os.path as osp
 import sys
 import time
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 import numpy as np  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
+
+from projects.sar_oilspill.utils.cli import add_config_args, load_config  # noqa: E402
 
 # the strict reader of training, check_dataset.py and inference: a file refused there is refused here, by name
 LOAD_PIPELINE = [dict(type='LoadOilSpillImage'), dict(type='LoadOilSpillAnnotations')]
@@ -42,27 +40,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--fft-norm', default='backward', choices=['backward', 'ortho'],
                         help="'ortho' weighs every tile equally when tile sizes differ (see balancing_factor.py)")
     parser.add_argument('--out', help='JSON output (default <work_dir>/balancing_factor.json)')
-    parser.add_argument('--work-dir', help='work dir (default work_dirs/<config name>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    add_config_args(parser)  # --work-dir (default work_dirs/<config name>), --cfg-options
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> float:
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        raise SystemExit(f'config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        cfg = load_config(args)  # the same overrides and work-dir rule as train.py / test.py
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import projects.sar_oilspill  # noqa: F401  (registers the datasets and transforms)
     import torch
     from mmseg.registry import DATASETS
 
     from projects.sar_oilspill.models.generators import BalancingFactorAccumulator, image_to_signed_unit
-    from projects.sar_oilspill.datasets.daug import atomic_write
+    from projects.sar_oilspill.utils.atomic import atomic_write, write_json_atomic
     from projects.sar_oilspill.datasets.image_io import ImageReadError
-    from projects.sar_oilspill.utils.cli import write_json_atomic
 
     loader_cfg = cfg.get(f'{args.split}_dataloader')
     if not loader_cfg or 'dataset' not in loader_cfg:
@@ -99,8 +94,7 @@ def main(argv=None) -> float:
     seconds = time.perf_counter() - t0
     print(f'\nb = {value:.4f}  (mean image power {p_img:.6g}, mean mask power {p_mask:.6g}, {n} pairs, '
           f'{seconds:.1f} s)')
-    work_dir = args.work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
-    out = args.out or osp.join(work_dir, 'balancing_factor.json')
+    out = args.out or osp.join(cfg.work_dir, 'balancing_factor.json')
     write_json_atomic(dict(balancing_factor=value, mean_image_power=p_img, mean_mask_power=p_mask, num_pairs=n,
                            num_classes=num_classes, fft_norm=args.fft_norm, split=args.split,
                            data_root=dataset.data_root, config=args.config), out)

@@ -25,25 +25,22 @@ import glob
 import json
 import os
 import os.path as osp
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 from projects.sar_oilspill.datasets.synthetic import write_synthetic_osd  # noqa: E402
 from projects.sar_oilspill.utils.atomic import atomic_write  # noqa: E402
+from projects.sar_oilspill.utils.tool_runs import last_checkpoint, run_test, run_tool  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/saross/synthetic_tiny.py'
 # How often the tools log an iteration (the bars advance at this step).
 LOG_INTERVAL = 10
-# Progress counters in a tool's output: mmengine's LoggerHook ("Iter(train) [ 20/900]") and ProgressBar ("] 5/200,"),
-# and tqdm's bars (tools/inference.py: "| 1/1 [00:02<00:00").
-_PROGRESS = re.compile(r'Iter\((?:train|val|test)\)\s*\[\s*(\d+)/(\d+)\]|\]\s*(\d+)/(\d+),|\|\s*(\d+)/(\d+) \[')
 # The georeferenced demo scene: UTM zone 15N, 10 m pixels, upper-left corner at about 27.03 N 91.99 W (open sea in
 # the Gulf of Mexico, some 200 km off the Louisiana coast, so no land mask is needed).
 SCENE_CRS = 'EPSG:32615'
@@ -51,56 +48,17 @@ SCENE_ORIGIN = (600000.0, 2990000.0)
 SCENE_PIXEL_M = 10.0
 
 
-def _error_text(log_text: str, max_lines: int = 60) -> str:
-    """The part of a failed tool's output to print: from the first traceback to the end (in full), else the tail."""
-    lines = log_text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.startswith('Traceback (most recent call last)')), None)
-    return '\n'.join(lines[first:] if first is not None else lines[-max_lines:])
-
-
 def run(cmd, log, desc):
-    """Run one tool with its whole output in ``log`` (relative to the repository root) and a progress bar ``desc``
-    driven by the iteration counters of that output. On failure print the error and the log's path, and exit."""
-    from tqdm import tqdm
-    log_abs = osp.join(ROOT, log)
-    os.makedirs(osp.dirname(log_abs), exist_ok=True)
-    with open(log_abs, 'w') as out:
-        out.write('+ ' + ' '.join(cmd) + '\n')
-        out.flush()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    bar = tqdm(desc=desc, total=None, unit='it', dynamic_ncols=True, file=sys.stdout)
-    carry = ''
+    """Run one tool (``[sys.executable, script, *args]``) with its whole output in ``log`` (relative to the repository
+    root) and a progress bar ``desc`` (``utils/tool_runs.run_tool``). On failure print the error (the traceback in
+    full) and the log's path, and exit."""
+    if cmd[0] != sys.executable:
+        raise ValueError(f'run() takes [sys.executable, script, *args], got {cmd[:2]}')
     try:
-        with open(log_abs, errors='replace') as f:
-            while True:
-                finished = proc.poll() is not None
-                text = carry + f.read()
-                cut = max(text.rfind('\n'), text.rfind('\r')) + 1
-                text, carry = text[:cut], text[cut:]
-                matches = list(_PROGRESS.finditer(text))
-                if matches:
-                    g = [v for v in matches[-1].groups() if v is not None]
-                    n, total = int(g[0]), int(g[1])
-                    if bar.total != total:
-                        bar.reset(total=total)
-                    bar.update(n - bar.n)
-                if finished:
-                    break
-                time.sleep(0.5)
-    except BaseException:
-        proc.kill()
-        bar.close()
-        raise
-    if proc.returncode:
-        bar.close()
-        with open(log_abs, errors='replace') as f:
-            err = _error_text(f.read())
-        print(f'\n{desc} FAILED (exit code {proc.returncode}):\n  {" ".join(cmd)}\n{err}\nfull log: {log}',
-              file=sys.stderr, flush=True)
-        raise SystemExit(proc.returncode)
-    if bar.total:
-        bar.update(bar.total - bar.n)
-    bar.close()
+        run_tool(cmd[1], cmd[2:], log_path=log, progress=desc)
+    except RuntimeError as e:
+        print(f'\n{desc} FAILED: {e}\nfull log: {log}', file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def train_and_test(config, work_dir, data_opts, train_opts, show_dir=None, descs=('train', 'test')):
@@ -110,17 +68,14 @@ def train_and_test(config, work_dir, data_opts, train_opts, show_dir=None, descs
     run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *data_opts,
          *train_opts, f'default_hooks.logger.interval={LOG_INTERVAL}', 'train_cfg.val_begin=1000000000'],
         osp.join(logs, 'train.log'), descs[0])
-    with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
-        ckpt = f.read().strip()
-    before = set(glob.glob(osp.join(ROOT, work_dir, 'test_metrics_*.json')))
-    test = [sys.executable, 'tools/test.py', config, ckpt, '--work-dir', work_dir]
-    if show_dir:
-        test += ['--show-dir', show_dir]
-    run(test + ['--cfg-options', *data_opts, f'default_hooks.logger.interval={LOG_INTERVAL}'],
-        osp.join(logs, 'test.log'), descs[1])
-    new = sorted(set(glob.glob(osp.join(ROOT, work_dir, 'test_metrics_*.json'))) - before)
-    with open(new[-1]) as f:
-        return json.load(f)['metrics'], new[-1]
+    options = (['--show-dir', show_dir] if show_dir else []) + [
+        '--cfg-options', *data_opts, f'default_hooks.logger.interval={LOG_INTERVAL}']
+    try:
+        return run_test(config, last_checkpoint(work_dir), work_dir, options, log_path=osp.join(logs, 'test.log'),
+                        progress=descs[1], with_path=True)
+    except RuntimeError as e:
+        print(f'\n{descs[1]} FAILED: {e}\nfull log: {osp.join(logs, "test.log")}', file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def print_metrics(metrics):
@@ -243,8 +198,7 @@ def run_dakd(a, data_opts, t0):
     run([sys.executable, 'tools/train.py', jn_cfg, '--work-dir', jn_wd, '--cfg-options', *jn_opts,
          f'default_hooks.logger.interval={LOG_INTERVAL}'], osp.join(logs, 'train.log'),
         '[3/8] SAR-JointNet train (3 stages)')
-    with open(osp.join(ROOT, jn_wd, 'last_checkpoint')) as f:
-        jn_ckpt = f.read().strip()
+    jn_ckpt = last_checkpoint(jn_wd)
     daug = osp.join(a.work_dir, 'daug')
     shutil.rmtree(osp.join(ROOT, daug), ignore_errors=True)  # the demo's own folder: always from this checkpoint
     run([sys.executable, 'tools/generate_daug.py', jn_cfg, jn_ckpt, '--work-dir', jn_wd, '--out-dir', daug,
@@ -299,8 +253,7 @@ def main() -> None:
                                    descs=(f'[2/{n}] train', f'[3/{n}] test'))
     scene = None
     if not a.no_scene:
-        with open(osp.join(ROOT, a.work_dir, 'last_checkpoint')) as f:
-            ckpt = f.read().strip()
+        ckpt = last_checkpoint(a.work_dir)
         scene = run_scene(a, ckpt, f'[4/{n}] segment a georeferenced scene')
     overlays = sorted(glob.glob(osp.join(ROOT, a.work_dir, 'overlays', '**', '*.png'), recursive=True))
     print('\ntest metrics on the synthetic test split (%):')
@@ -318,6 +271,6 @@ def main() -> None:
 
 if __name__ == '__main__':
     os.environ.setdefault('PYTHONWARNINGS', 'ignore')
-    # a terminated demo takes the running tool down with it (run() kills it on any exit)
+    # a terminated demo takes the running tool down with it (run_tool kills it on any exit)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()

@@ -4,22 +4,19 @@ Examples:
     python tools/generate_daug.py configs/sar_jointnet/osd.py work_dirs/osd/iter_400000.pth --num-samples 4480
     bash tools/dist_generate.sh configs/sar_jointnet/osd.py CKPT 2 --num-samples 4480     # 2 processes/GPUs
 
-Defaults come from the config's ``generation_cfg`` (out dir, number of samples, batch size, base seed, DDIM steps);
-the options below override them. Each sample ``i`` gets seed ``base_seed * 1000003 + i`` and is written by process
+Defaults come from the config's ``generation_cfg`` (out dir, number of samples, batch size, base seed, grid) and,
+for the DDIM step count and eta, from ``model.test_cfg``; the options below override them. Each sample ``i`` gets seed ``base_seed * 1000003 + i`` and is written by process
 ``i % world_size``; a run that is interrupted continues where it stopped when started again with the same
 arguments. A grid of the first samples with their label overlays is saved to ``<out-dir>/grid.png``.
 The checkpoint must fit the config (keys and shapes; ``--allow-partial`` overrides), hold finite weights and have
 as many classes as the training set; otherwise nothing is generated.
 """
 import argparse
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 from mmengine.runner import Runner  # noqa: E402
 
@@ -77,8 +74,8 @@ def main(argv=None):
         raise SystemExit('no output folder: pass --out-dir or set generation_cfg.out_dir in the config')
     gen_cfg['checkpoint'] = args.checkpoint
     meta = _dataset_metainfo(cfg)
-    cfg.generation_classes = list(meta['classes']) if meta.get('classes') else None
-    cfg.generation_palette = [list(c) for c in meta['palette']] if meta.get('palette') else None
+    gen_cfg['classes'] = list(meta['classes']) if meta.get('classes') else None
+    gen_cfg['palette'] = [list(c) for c in meta['palette']] if meta.get('palette') else None
     for key in _RUN_KEYS:  # generation needs the model only: no data loading, no optimizer
         cfg[key] = None
     cfg.resume = False
@@ -87,7 +84,7 @@ def main(argv=None):
     from projects.sar_oilspill.utils.checkpoint_compat import (CheckpointError, check_num_classes,
                                                                validate_checkpoint_for_model)
     try:  # unreadable, unsafe, NaN/Inf, not fitting the model (unless --allow-partial), or other classes: refused
-        check_num_classes(runner.model, cfg.generation_classes, f'the training set of {args.config}')
+        check_num_classes(runner.model, gen_cfg['classes'], f'the training set of {args.config}')
         validate_checkpoint_for_model(runner.model, args.checkpoint, allow_partial=args.allow_partial,
                                       logger=runner.logger)
     except CheckpointError as e:

@@ -33,14 +33,12 @@ next run rebuilds the summary from both files.
 import argparse
 import json
 import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import os.path as osp
 import sys
 import time
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -133,7 +131,7 @@ def collect_inputs(inputs):
 
 
 def _write(path, fn):
-    from projects.sar_oilspill.datasets.daug import atomic_write
+    from projects.sar_oilspill.utils.atomic import atomic_write
     os.makedirs(osp.dirname(path), exist_ok=True)
     atomic_write(path, fn, keep_suffix=True)
 
@@ -201,7 +199,7 @@ def run_settings(args, model):
 def check_run_key(out_dir, settings, overwrite, has_records):
     """Refuse to add to a folder written with other settings or another checkpoint (``--overwrite``: start
     again). Writes ``run.json``."""
-    from projects.sar_oilspill.utils.cli import write_json_atomic
+    from projects.sar_oilspill.utils.atomic import write_json_atomic
     key_path = osp.join(out_dir, 'run.json')
     if not overwrite:
         if osp.isfile(key_path):
@@ -232,7 +230,7 @@ def main(argv=None):
                          'file of land)')
     files = collect_inputs(args.inputs)
     from projects.sar_oilspill.apis import init_segmentor
-    from projects.sar_oilspill.utils.cli import write_json_atomic
+    from projects.sar_oilspill.utils.atomic import write_json_atomic
     from projects.sar_oilspill.visualization.grid import overlay_palette
     try:
         model = init_segmentor(args.config, args.checkpoint, device=args.device, slide=args.slide,

@@ -10,15 +10,12 @@ unexpected or mis-shaped keys (listed; ``--allow-partial`` overrides) and a head
 the test set's classes stop with a message instead of evaluating partly random weights.
 """
 import argparse
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import os.path as osp
 import sys
 import time
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 from mmengine.runner import Runner  # noqa: E402
 

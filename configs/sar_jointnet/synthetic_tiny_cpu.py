@@ -33,5 +33,4 @@ optim_wrapper = dict(optimizer=dict(lr=1e-3))
 randomness = dict(seed=0, diff_rank_seed=True)
 train_cfg = dict(stage_iters=(100, 100, 100))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100, max_keep_ckpts=1))
-generation_cfg = dict(out_dir='data/daug/synthetic_tiny_cpu', num_samples=64, batch_size=16,
-                      num_inference_steps=20, grid=16)
+generation_cfg = dict(out_dir='data/daug/synthetic_tiny_cpu', num_samples=64, batch_size=16, grid=16)

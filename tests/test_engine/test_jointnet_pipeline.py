@@ -126,13 +126,15 @@ def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
     names = sorted(osp.basename(p)[:-4] for p in glob.glob(osp.join(daug, 'images', '*.png')))
     assert names == [f's{i:06d}' for i in range(8)]
     manifest = json.load(open(osp.join(daug, 'manifest.json')))
-    assert manifest['complete'] and manifest['num_classes'] == 2 and manifest['size'] == [128, 128]
+    assert manifest['complete'] and manifest['num_classes'] == 2 and manifest['size'] == [64, 64]
+    # class names passed to the loop by generate_daug.py (those of the training set); steps: --steps over test_cfg
+    assert manifest['classes'] == ['background', 'oil_spill'] and manifest['num_inference_steps'] == 3
     assert [s['seed'] for s in manifest['samples']] == list(range(8))
     grid = cv2.imread(osp.join(daug, 'grid.png'))  # 8 samples, image | overlay, 4 per row (generation_cfg.grid)
-    assert grid is not None and grid.shape[0] > 2 * 128 and grid.shape[1] > 8 * 128
+    assert grid is not None and grid.shape[0] > 2 * 64 and grid.shape[1] > 8 * 64
     logits = np.load(osp.join(daug, 'logits', 's000003.npy'))
-    assert logits.shape == (2, 128, 128) and logits.dtype == np.float16 and np.isfinite(logits).all()
-    assert cv2.imread(osp.join(daug, 'images', 's000003.png'), cv2.IMREAD_UNCHANGED).shape == (128, 128)
+    assert logits.shape == (2, 64, 64) and logits.dtype == np.float16 and np.isfinite(logits).all()
+    assert cv2.imread(osp.join(daug, 'images', 's000003.png'), cv2.IMREAD_UNCHANGED).shape == (64, 64)
     originals = {n: (cv2.imread(osp.join(daug, 'images', n + '.png'), cv2.IMREAD_UNCHANGED),
                      np.load(osp.join(daug, 'logits', n + '.npy'))) for n in names}
 
@@ -164,7 +166,7 @@ def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
         assert np.abs(img.astype(int) - originals[n][0].astype(int)).max() <= 1, n
     assert json.load(open(osp.join(daug2, 'manifest.json')))['complete']
 
-    # DAKD: the CPU-sized SAROSS-Net on real tiles + 2x2 mosaics of the generated tiles (CE + KD + Dice)
+    # DAKD: the CPU-sized SAROSS-Net on real tiles + 4x4 mosaics of the generated tiles (CE + KD + Dice)
     dakd_wd = str(tmp_path / 'dakd')
     out = _run([sys.executable, 'tools/train.py', DAKD_CFG, '--work-dir', dakd_wd, '--cfg-options',
                 f'train_dataloader.dataset.real.data_root={sos_mini}',
@@ -174,7 +176,7 @@ def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
                 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
                 'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
                 'default_hooks.logger.interval=1'])
-    assert 'loss_kd' in out and 'mIoU' in out
+    assert 'loss_kd' in out and 'mIoU' in out and '4x4 mosaics' in out
     assert osp.isfile(osp.join(dakd_wd, 'iter_2.pth'))
     shutil.rmtree(wd, ignore_errors=True)
 

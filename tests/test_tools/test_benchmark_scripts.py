@@ -1,5 +1,6 @@
-"""The benchmark scripts run (tiny settings; their numbers are not checked here, only that they are produced)."""
+"""The benchmark scripts run (tiny settings): their numbers are produced, finite, positive and ordered as expected."""
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -26,10 +27,27 @@ def test_bench_sampling(tmp_path):
     assert row['tiles_per_s'] > 0 and row['seconds_per_step'] > 0 and row['peak_mem_mb'] >= 0
 
 
+def _table_rows(out, first_cell):
+    """Cells of the markdown rows of ``out`` whose first cell is in ``first_cell``, as {first: [floats or None]}."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if line.startswith('|') and cells[0] in first_cell:
+            rows[cells[0]] = [None if c == '-' else float(c) for c in cells[1:]]
+    return rows
+
+
+def _sane(x):
+    return x is not None and math.isfinite(x) and x > 0
+
+
 def test_bench_baselines():
     out = _run(['tools/benchmarks/bench_baselines.py', '--configs', 'configs/baselines/segformer_b0_sos_alos.py',
-                '--size', '64', '64', '--batch', '1', '--iters', '1', '--warmup', '0'])
-    assert 'segformer_b0_sos_alos' in out
+                '--size', '64', '64', '--batch', '1', '--iters', '2', '--warmup', '1'])
+    (params, train, infer), = _table_rows(out, {'segformer_b0_sos_alos.py'}).values()
+    assert 3.0 < params < 4.5  # SegFormer-B0 (MiT-B0 + all-MLP head, 2 classes): ~3.7 M parameters
+    assert _sane(train) and _sane(infer)
+    assert infer > train  # a forward alone is faster than forward + backward + optimizer step
 
 
 def test_bench_selective_scan():
@@ -48,8 +66,16 @@ def test_bench_selective_scan():
 def test_bench_caft():
     out = _run(['tools/benchmarks/bench_caft.py', '--backbone', 'test-small', '--shape', '64', '64', '--runs', '1',
                 '--warmup', '0'])
-    for variant in ('none', 'conv3x3', 'caft'):
-        assert variant in out
+    rows = _table_rows(out, {'none', 'conv3x3', 'caft'})
+    assert set(rows) == {'none', 'conv3x3', 'caft'}
+    for variant, (params, d_params, flops, d_flops, ms, d_ms, mem, d_mem) in rows.items():
+        assert _sane(params) and _sane(flops) and _sane(ms) and mem is not None and math.isfinite(mem), variant
+        if variant == 'none':
+            assert d_params is d_flops is d_ms is None
+        else:  # a skip module adds parameters and FLOPs to the plain skip connection; the deltas are consistent
+            assert d_params > 0 and d_flops > 0, variant
+            assert d_params == pytest.approx(params - rows['none'][0], abs=2e-3)
+            assert d_flops == pytest.approx(flops - rows['none'][2], abs=2e-3)
 
 
 def test_flop_count_traces_mambavision():

@@ -24,6 +24,25 @@ def test_balancing_factor_tool_on_real_palsar_tiles(sos_mini, tmp_path):
     part = main(['configs/sar_jointnet/sos_alos.py', '--num-workers', '0', '--out', out, '--cfg-options',
                  f'train_dataloader.dataset.data_root={sos_mini}'])
     assert json.load(open(out))['num_pairs'] == 360 and part == pytest.approx(0.4346, abs=1e-3)
+    # independent computation: the tiles are all 256x256, so by Parseval Eq. 20 reduces to the RMS of the image
+    # pixels in [-1, 1] (one-hot masks in {-1, 1} have power H*W whatever the labels); read with cv2 from the
+    # files the training part lists
+    cv2 = pytest.importorskip('cv2')
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    import projects.sar_oilspill  # noqa: F401
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/sar_jointnet/sos_alos.py'))
+    ds = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=sos_mini, pipeline=[]))
+    paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
+    assert len(paths) == 360
+    sum_sq = n_pix = 0
+    for path in paths:
+        x = cv2.imread(path, cv2.IMREAD_GRAYSCALE).astype(np.float64) / 127.5 - 1.0
+        sum_sq, n_pix = sum_sq + float(np.sum(x * x)), n_pix + x.size
+    assert part == pytest.approx(np.sqrt(sum_sq / n_pix), rel=1e-6)
     # all 400 tiles (../shared/data/README.md); the paper's full set gives 0.447
     value = main(['configs/sar_jointnet/sos_alos.py', '--num-workers', '0', '--out', out, '--cfg-options',
                   f'train_dataloader.dataset.data_root={sos_mini}', 'train_dataloader.dataset.split=None'])

@@ -94,13 +94,14 @@ def test_scene_geotiff_is_the_test_image_for_the_model(tmp_path):
 
 
 def test_progress_pattern_reads_mmengine_and_tqdm():
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from demo import _PROGRESS
+    from projects.sar_oilspill.utils.tool_runs import PROGRESS, last_progress
     for text, want in (('Iter(train) [ 20/900]  lr: 1e-3', ('20', '900')),
                        ('[>>>>   ] 5/200, 3.1 task/s', ('5', '200')),
                        ('inference: 100%|##########| 1/1 [00:02<00:00,  2.1s/scene]', ('1', '1'))):
-        m = _PROGRESS.search(text)
+        m = PROGRESS.search(text)
         assert m and tuple(v for v in m.groups() if v is not None) == want, text
+    assert last_progress('Iter(train) [ 10/90]\nIter(train) [ 20/90]\n') == (20, 90)
+    assert last_progress('no counter here') is None
 
 
 @pytest.mark.timeout(300)
@@ -113,10 +114,25 @@ def test_demo_failure_prints_the_error_and_the_log(tmp_path):
 
 
 def test_error_text_keeps_the_whole_traceback():
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from demo import _error_text
+    from projects.sar_oilspill.utils.tool_runs import failure_text
     log = '\n'.join([f'noise {i}' for i in range(500)] + ['Traceback (most recent call last):'] +
                     [f'  frame {i}' for i in range(100)] + ['ValueError: boom'])
-    text = _error_text(log)
+    text = failure_text(log)
     assert text.startswith('Traceback') and text.endswith('ValueError: boom') and 'frame 0' in text
-    assert _error_text('a\nb\nc', max_lines=2) == 'b\nc'
+    assert failure_text('a\nb\nc', max_lines=2) == 'b\nc'
+
+
+def test_run_tool_failure_names_the_command_and_shows_this_run_only(tmp_path):
+    """run_tool appends to its log; a failure shows this run's traceback in full, not an earlier run's output."""
+    from projects.sar_oilspill.utils.tool_runs import run_tool
+    script = tmp_path / 'tool.py'
+    script.write_text('import sys\nprint("Iter(train) [ 1/2]", flush=True)\n'
+                      'if len(sys.argv) > 1: raise ValueError("boom " + sys.argv[1])\n')
+    log = str(tmp_path / 'logs' / 'tool.log')
+    assert run_tool(str(script), [], log_path=log, progress='ok run') >= 0
+    with pytest.raises(RuntimeError) as e:
+        run_tool(str(script), ['x1'], log_path=log)
+    msg = str(e.value)
+    assert 'exit status 1' in msg and 'ValueError: boom x1' in msg and msg.count('Traceback') == 1
+    assert str(script) in msg and log in msg
+    assert open(log).read().count('$ ') == 2  # both runs logged, one after the other

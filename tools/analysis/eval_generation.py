@@ -14,9 +14,6 @@ Exit status: 0 on success, 2 on a usage / input error (message on stderr).
 """
 import argparse
 import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import math  # noqa: E402
 import os.path as osp  # noqa: E402
 import sys  # noqa: E402
@@ -24,6 +21,7 @@ import time  # noqa: E402
 from typing import Callable, Dict, List, Optional  # noqa: E402
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 import numpy as np  # noqa: E402
 
@@ -33,7 +31,7 @@ from projects.sar_oilspill.evaluation.image_sets import list_real_images, load_d
 from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency  # noqa: E402
 from projects.sar_oilspill.evaluation.speckle_stats import speckle_statistics  # noqa: E402
 from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits  # noqa: E402
-from projects.sar_oilspill.utils.cli import write_json_atomic  # noqa: E402
+from projects.sar_oilspill.utils.atomic import write_json_atomic  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -9,15 +9,12 @@ oil, as SOS's white is invisible over SAR), ``auto`` (the manifest's palette whe
 count). Class 0 (sea / background) is not tinted.
 """
 import argparse
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import os.path as osp  # noqa: E402
 import sys  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 from projects.sar_oilspill.datasets.daug import DAugFolder  # noqa: E402
 from projects.sar_oilspill.evaluation.image_sets import load_daug  # noqa: E402

@@ -11,10 +11,6 @@ config per round, so that a shared or throttled machine slows all configs alike;
 (mmengine's analyzer, one multiply-add = one FLOP, batch 1) and each config's time and FLOPs relative to the first
 config, and ``time ratio / FLOP ratio`` (1.0: as fast per FLOP as the first config).
 """
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import argparse
 import os.path as osp
 import statistics
@@ -22,6 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402

@@ -21,10 +21,6 @@ resident set (VmHWM, reset through ``/proc/self/clear_refs`` just before
 the forward; ``ru_maxrss`` if that is not allowed) minus the resident set
 before the forward. FLOPs are mmengine's (one multiply-add = one FLOP).
 """
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import argparse
 import gc
 import json
@@ -36,11 +32,12 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-import torch
-
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
+
+import torch  # noqa: E402
 
 from projects.sar_oilspill.utils.profiling import reset_peak_rss, rss_kb  # noqa: E402
 

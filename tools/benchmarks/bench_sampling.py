@@ -10,10 +10,6 @@ depend on them.
     python tools/benchmarks/bench_sampling.py --arch tiny --sizes 64 128
     python tools/benchmarks/bench_sampling.py --device cuda --batch 16
 """
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import argparse
 import json
 import os.path as osp
@@ -22,11 +18,12 @@ import sys
 import time
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 import torch  # noqa: E402
 
 from projects.sar_oilspill.models.generators import DEFAULT_UNET_CFG, TINY_UNET_CFG, SARJointNet  # noqa: E402
-from projects.sar_oilspill.utils.cli import write_json_atomic  # noqa: E402
+from projects.sar_oilspill.utils.atomic import write_json_atomic  # noqa: E402
 from projects.sar_oilspill.utils.profiling import peak_memory_mb  # noqa: E402
 
 

@@ -22,6 +22,7 @@ import time
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 sys.path.insert(0, ROOT)
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 
 def write_scene(path, height, width, block=1024, seed=0):

@@ -18,10 +18,6 @@ Example::
         --repeats 20 --threads 2
     python tools/benchmarks/bench_selective_scan.py --window-size 8 8 64 32   # NVlabs ADE20K
 """
-import os
-# Set before torch loads: without an explicit OpenMP thread count CPU runs were up to 30x slower here (README).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                                             else os.cpu_count() or 1))
 import argparse
 import ctypes
 import ctypes.util
@@ -33,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for `projects`
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
+
+import torch  # noqa: E402
 
 from projects.sar_oilspill.models.backbones.mambavision import MambaVision  # noqa: E402
 from projects.sar_oilspill.models.backbones.selective_scan import (  # noqa: E402

@@ -13,6 +13,7 @@ import re
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 from projects.sar_oilspill.utils.tool_runs import ROOT, last_checkpoint, run_test, run_tool  # noqa: E402
 CONFIGS = ['configs/saross/sos_alos_tiny_cpu.py', 'configs/baselines/unet_sos_alos.py',

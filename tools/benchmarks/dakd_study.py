@@ -37,6 +37,7 @@ import time
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 from projects.sar_oilspill.utils.atomic import write_json_atomic  # noqa: E402
 from projects.sar_oilspill.utils.tool_runs import ROOT, cfg_options, last_checkpoint, run_test, run_tool  # noqa: E402

@@ -9,6 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 from projects.sar_oilspill.datasets.synthetic import write_synthetic_osd  # noqa: E402
 

@@ -17,6 +17,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
 
 import projects.sar_oilspill  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402

@@ -16,6 +16,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'))  # no SegVisualizationHook: nothing is segmented
-# tools/generate_daug.py defaults (every key can be overridden on its command line).
+# tools/generate_daug.py defaults (every key can be overridden on its command line). The DDIM step count and eta
+# have one home, the model's test_cfg (configs/_base_/models/sar_jointnet.py), which the loop reads.
 generation_cfg = dict(type='JointNetGenerationLoop', out_dir=None, num_samples=1000, batch_size=16, base_seed=0,
-                      num_inference_steps=200, eta=0.0, grid=16)
+                      grid=16)

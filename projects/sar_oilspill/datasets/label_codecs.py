@@ -120,11 +120,6 @@ def decode_label(mask: np.ndarray, label_format: str, path: str = '<array>', *, 
     raise ValueError(f'unknown label_format {label_format!r}; expected one of {LABEL_FORMATS}')
 
 
-def class_histogram(label: np.ndarray, num_classes: int) -> np.ndarray:
-    """Pixel count per class (values >= num_classes are not counted)."""
-    return np.bincount(label.ravel(), minlength=256)[:num_classes].astype(np.int64)
-
-
 def binary_01_message(mask: np.ndarray, threshold: int, path: str = '<array>') -> Optional[str]:
     """A warning text when a ``threshold``-format mask looks saved as 0/1 instead of 0/255, else None.
 

@@ -15,7 +15,7 @@ from mmseg.registry import LOOPS
 
 from ..datasets.daug import DAugFolder
 from ..visualization.grid import overlay_palette, save_daug_grid
-from .jointnet_train_loop import unwrap_jointnet
+from .model_access import unwrap_jointnet
 
 #: Multiplier of the per-sample seed rule ``seed_i = base_seed * SEED_STRIDE + i`` (a prime, so runs with
 #: different base seeds do not share sample seeds for any realistic number of samples).
@@ -81,7 +81,9 @@ class JointNetGenerationLoop(BaseLoop):
             resume, so the same file at another path is accepted).
         grid (int): When > 0, rank 0 saves the first ``grid`` samples with label overlays to
             ``<out_dir>/grid.png`` at the end.
-        dataloader: Unused (the loop needs no data); accepted so the loop can be built as a runner loop.
+        classes (Sequence[str], optional): Class names recorded in the manifest (``tools/generate_daug.py``
+            passes those of the config's training set); default ``cfg.metainfo.classes``, else ``class<k>``.
+        palette (Sequence, optional): RGB colour per class of the grid's overlays (default: a fixed palette).
     """
 
     def __init__(self,
@@ -96,8 +98,9 @@ class JointNetGenerationLoop(BaseLoop):
                  name_prefix: str = 's',
                  checkpoint: Optional[str] = None,
                  grid: int = 0,
-                 dataloader=None) -> None:
-        super().__init__(runner, dataloader)
+                 classes: Optional[Sequence[str]] = None,
+                 palette: Optional[Sequence[Sequence[int]]] = None) -> None:
+        super().__init__(runner, None)  # the loop reads no data
         if int(num_samples) < 1:
             raise ValueError(f'num_samples must be >= 1, got {num_samples}')
         if int(batch_size) < 1:
@@ -116,6 +119,8 @@ class JointNetGenerationLoop(BaseLoop):
         self.name_prefix = str(name_prefix)
         self.checkpoint = checkpoint
         self.grid = int(grid)
+        self.classes = None if classes is None else [str(c) for c in classes]
+        self.palette = None if palette is None else [list(c) for c in palette]
 
     @property
     def model(self):
@@ -127,8 +132,7 @@ class JointNetGenerationLoop(BaseLoop):
     # ------------------------------------------------------------------ manifest
     def _settings(self) -> Dict:
         model = self.model
-        classes = list(self.runner.cfg.get('generation_classes') or
-                       (self.runner.cfg.get('metainfo') or {}).get('classes') or
+        classes = list(self.classes or (self.runner.cfg.get('metainfo') or {}).get('classes') or
                        [f'class{k}' for k in range(model.num_classes)])
         if len(classes) != model.num_classes:
             raise ValueError(f'{len(classes)} class names {classes} for a model with {model.num_classes} classes')
@@ -243,6 +247,6 @@ class JointNetGenerationLoop(BaseLoop):
 
     def _save_grid(self, settings: Dict) -> None:
         names = [self.sample_name(i) for i in range(min(self.grid, self.num_samples))]
-        palette = overlay_palette(self.runner.cfg.get('generation_palette'), settings['num_classes'])
+        palette = overlay_palette(self.palette, settings['num_classes'])
         path = save_daug_grid(self.folder, names, palette, osp.join(self.out_dir, 'grid.png'))
         self.runner.logger.info(f'JointNetGenerationLoop: grid of {len(names)} samples saved to {path}')

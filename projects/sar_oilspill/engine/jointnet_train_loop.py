@@ -7,20 +7,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.dist import all_gather
-from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 from mmseg.registry import LOOPS
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-
-def unwrap_jointnet(runner, needs: Sequence[str], who: str):
-    """The runner's model without its DDP wrapper; a TypeError naming ``who`` unless it has ``needs``."""
-    model = runner.model
-    model = model.module if is_model_wrapper(model) else model
-    if not all(hasattr(model, attr) for attr in needs):
-        raise TypeError(f'{who} needs a SARJointNet model, got {type(model).__name__}')
-    return model
+from .model_access import unwrap_jointnet
 
 
 def stage_of_iter(iteration: int, stage_iters: Sequence[int]) -> int:

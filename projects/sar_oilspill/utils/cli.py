@@ -9,12 +9,17 @@ from mmengine.config import Config, DictAction
 from .atomic import write_json_atomic  # noqa: F401  (its former home; tools import it from here)
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """``--work-dir``, ``--cfg-options`` and ``--launcher`` as in mmseg's tools."""
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """``--work-dir`` and ``--cfg-options`` as in mmseg's tools (for tools that run in one process)."""
     parser.add_argument('--work-dir', help='the directory to save logs, checkpoints and results')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value pairs, e.g. train_dataloader.dataset.data_root=data/sos')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """``--work-dir``, ``--cfg-options`` and ``--launcher`` as in mmseg's tools."""
+    add_config_args(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -32,9 +37,10 @@ def load_config(args: argparse.Namespace) -> Config:
     """
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    launcher = getattr(args, 'launcher', 'none')  # tools without --launcher (add_config_args) run in one process
     os.environ.setdefault('LOCAL_RANK', str(getattr(args, 'local_rank', 0)))
     cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
+    cfg.launcher = launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
@@ -45,7 +51,7 @@ def load_config(args: argparse.Namespace) -> Config:
     if not torch.cuda.is_available():
         env_cfg = cfg.setdefault('env_cfg', {})
         env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
-        if args.launcher == 'pytorch':
+        if launcher == 'pytorch':
             import torch.distributed as dist
             if not dist.is_initialized():
                 dist.init_process_group(backend='gloo')
