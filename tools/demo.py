@@ -21,6 +21,7 @@ traceback in full) and the path of its log.
     python tools/demo.py [--config CONFIG] [--iters N] [--work-dir DIR] [--no-scene] [--dakd [--daug-samples N]]
 """
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -48,17 +49,24 @@ SCENE_ORIGIN = (600000.0, 2990000.0)
 SCENE_PIXEL_M = 10.0
 
 
+@contextlib.contextmanager
+def _exit_on_failure(desc, log):
+    """A tool that fails inside (``RuntimeError`` of ``run_tool``): print its error and the log's path, and exit."""
+    try:
+        yield
+    except RuntimeError as e:
+        print(f'\n{desc} FAILED: {e}\nfull log: {log}', file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
 def run(cmd, log, desc):
     """Run one tool (``[sys.executable, script, *args]``) with its whole output in ``log`` (relative to the repository
     root) and a progress bar ``desc`` (``utils/tool_runs.run_tool``). On failure print the error (the traceback in
     full) and the log's path, and exit."""
     if cmd[0] != sys.executable:
         raise ValueError(f'run() takes [sys.executable, script, *args], got {cmd[:2]}')
-    try:
+    with _exit_on_failure(desc, log):
         run_tool(cmd[1], cmd[2:], log_path=log, progress=desc)
-    except RuntimeError as e:
-        print(f'\n{desc} FAILED: {e}\nfull log: {log}', file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
 
 
 def train_and_test(config, work_dir, data_opts, train_opts, show_dir=None, descs=('train', 'test')):
@@ -70,12 +78,9 @@ def train_and_test(config, work_dir, data_opts, train_opts, show_dir=None, descs
         osp.join(logs, 'train.log'), descs[0])
     options = (['--show-dir', show_dir] if show_dir else []) + [
         '--cfg-options', *data_opts, f'default_hooks.logger.interval={LOG_INTERVAL}']
-    try:
+    with _exit_on_failure(descs[1], osp.join(logs, 'test.log')):
         return run_test(config, last_checkpoint(work_dir), work_dir, options, log_path=osp.join(logs, 'test.log'),
                         progress=descs[1], with_path=True)
-    except RuntimeError as e:
-        print(f'\n{descs[1]} FAILED: {e}\nfull log: {osp.join(logs, "test.log")}', file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
 
 
 def print_metrics(metrics):
