@@ -1,6 +1,6 @@
 # The embedded demo (`make demo`): CPU-sized SAROSS-Net on the synthetic OSD-layout scenes (256x256), 1000 iterations
 # on random 128x128 crops (about the compute of 300 iterations on whole scenes), tested on whole scenes.
-# What lets a few CPU minutes learn oil spills and look-alikes, not only sea and land (ships, a few pixels each, are
+# What lets a few CPU minutes learn oil spills and look-alikes, not only sea and land (ships are
 # still missed at this budget):
 # * crops that a single class fills to more than 75% are redrawn (mmseg's RandomCrop cat_max_ratio): fewer
 #   sea-only crops, more slick edges per iteration;

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,36 @@ def test_train_loop_rejects_bad_stage_iters():
             JointNetTrainLoop(runner=None, dataloader=None, stage_iters=bad)
 
 
+def test_stage3_marker_becomes_the_first_stage3_iteration():
+    """The config's milestones='stage3' is resolved from stage_iters; mmengine's MultiStepLR then lowers the
+    learning rate for exactly the iterations of stage 3 (checked by stepping it as ParamSchedulerHook does)."""
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+    from projects.sar_oilspill.engine.jointnet_train_loop import resolve_stage_milestones
+    cfg = [dict(type='MultiStepLR', by_epoch=False, milestones='stage3', gamma=0.1), dict(type='ConstantLR')]
+    resolved = resolve_stage_milestones(cfg, (2, 3, 4))
+    assert resolved[0]['milestones'] == [5] and cfg[0]['milestones'] == 'stage3'  # input left as it was
+    assert resolved[1] == cfg[1]
+    assert resolve_stage_milestones({'type': 'MultiStepLR', 'by_epoch': False, 'milestones': 'stage3'},
+                                    (0, 0, 7))['milestones'] == [0]
+    per_optimizer = resolve_stage_milestones({'gen': cfg, 'disc': []}, (1, 1, 1))
+    assert per_optimizer['gen'][0]['milestones'] == [2] and per_optimizer['disc'] == []
+    assert resolve_stage_milestones(None, (1, 1, 1)) is None
+    with pytest.raises(ValueError, match='by_epoch=False'):
+        resolve_stage_milestones([dict(type='MultiStepLR', milestones='stage3')], (1, 1, 1))
+
+    stage_iters = (2, 3, 4)
+    optim = OptimWrapper(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3))
+    sched = PARAM_SCHEDULERS.build(resolve_stage_milestones(cfg[:1], stage_iters)[0],
+                                   default_args=dict(optimizer=optim))
+    lrs = []
+    for it in range(sum(stage_iters)):
+        lrs.append(optim.param_groups[0]['lr'])  # the learning rate iteration `it` trains with
+        sched.step()  # ParamSchedulerHook.after_train_iter
+    expected = [1e-3 if stage_of_iter(it, stage_iters) < 3 else 1e-4 for it in range(sum(stage_iters))]
+    assert lrs == pytest.approx(expected)
+
+
 # ---------------------------------------------------------------- end to end
 @pytest.mark.timeout(900)
 def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
@@ -96,10 +127,16 @@ def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
         ex1, ex2 = params(s1, prefix), params(s2, prefix)
         assert ex1 and all(float(v.abs().max()) == 0 for v in ex1.values())  # zero-initialised, untouched in stage 1
         assert any(float(v.abs().max()) > 0 for v in ex2.values())
-    # stage 3 lowers the learning rate once (tiny config: 1e-3 -> 1e-4)
+    # stage 3 lowers the learning rate once (tiny config: 1e-3 -> 1e-4): iterations 1-4 (stages 1-2) train at 1e-3,
+    # 5-6 (stage 3) at 1e-4, as logged by mmengine for each iteration
+    logged = {int(i): float(lr) for i, lr in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]\s+lr: (\S+)', out)}
+    assert logged == pytest.approx({1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-3, 5: 1e-4, 6: 1e-4})
+    # a checkpoint holds the learning rate of the iteration that follows it (the stage-2 one at iter_4 is stage 3's)
     lrs = [s['optimizer']['param_groups'][0]['lr'] for s in (s1, s2, s3)]
-    assert lrs == pytest.approx([1e-3, 1e-3, 1e-4])
+    assert lrs == pytest.approx([1e-3, 1e-4, 1e-4])
+    assert [s['param_schedulers'][0]['last_step'] for s in (s1, s2)] == [2, 4]  # the scheduler's state is saved
 
+    assert 'learning rate 0.0001' in out  # logged at the stage 2 -> 3 switch: the scheduler has already acted
     # resume from the stage-2 checkpoint: stage restored, no second Label-Net initialisation, LR reduced once
     os.remove(osp.join(wd, 'iter_6.pth'))
     with open(osp.join(wd, 'last_checkpoint'), 'w') as f:
@@ -107,7 +144,9 @@ def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
     out = _run([sys.executable, 'tools/train.py', JN_CFG, '--work-dir', wd, '--resume', *_train_opts(sos_mini)])
     assert 'resuming at 4' in out and 'Label-Net initialised' not in out and 'stage 2 -> 3' in out
     s3b = _state(osp.join(wd, 'iter_6.pth'))
-    assert s3b['optimizer']['param_groups'][0]['lr'] == pytest.approx(1e-4)
+    assert s3b['optimizer']['param_groups'][0]['lr'] == pytest.approx(1e-4)  # not lowered a second time
+    logged = {int(i): float(lr) for i, lr in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]\s+lr: (\S+)', out)}
+    assert logged == pytest.approx({5: 1e-4, 6: 1e-4})
     assert int(s3b['state_dict']['training_stage']) == 3
 
     # a stage-1 checkpoint cannot generate labels

@@ -5,7 +5,7 @@ No real SAR data is needed to try the pipeline: :func:`make_sar_scene` draws one
 * a wind-driven backscatter field (a linear gradient in a random direction times low-frequency modulation),
 * elongated dark oil slicks (thick random curves, strongly damped backscatter) -> class 1,
 * diffuse look-alikes (low-wind blobs with soft edges, mildly damped) -> class 2,
-* bright point ships with cross-shaped side lobes -> class 3,
+* bright elongated ships (8-24 x 3-5 pixels, any heading) with cross-shaped side lobes -> class 3,
 * textured land behind a fractal coastline -> class 4,
 * multiplicative gamma speckle with ``looks`` looks (Goodman's fully developed speckle model),
 
@@ -71,6 +71,11 @@ def _blob_mask(rng: np.random.Generator, shape: Tuple[int, int]) -> np.ndarray:
     return d + 0.6 * _smooth_noise(rng, shape, max(4.0, min(rx, ry) / 2)) < 1.0
 
 
+# Recorded in every written set; bump it whenever make_sar_scene draws different scenes for the same seed, so that
+# sets drawn by an older generator are recognised (and replaced, see write_synthetic_osd).
+GENERATOR_VERSION = 'make_sar_scene v2'  # v2: ships are elongated hulls, no longer 1-2 px discs
+
+
 def make_sar_scene(seed: int, height: int = 256, width: int = 256, *, looks: Optional[float] = None,
                    p_land: float = 0.35, max_slicks: int = 3, max_lookalikes: int = 2, max_ships: int = 4
                    ) -> Tuple[np.ndarray, np.ndarray]:
@@ -119,12 +124,15 @@ def make_sar_scene(seed: int, height: int = 256, width: int = 256, *, looks: Opt
         cy, cx = int(rng.integers(2, height - 2)), int(rng.integers(2, width - 2))
         if label[cy, cx] == LAND:
             continue
-        r = int(rng.integers(1, 3))
+        # A ship seen at ~10 m pixels: a bright elongated hull (8-24 px long, 3-5 px wide, any heading; a 80-240 m
+        # vessel) with the cross-shaped azimuth/range side lobes of its strong scatterers (not labelled).
+        length, beam = int(rng.integers(8, 25)), int(rng.integers(3, 6))
+        heading = float(rng.uniform(0, 180))
         ship = np.zeros(shape, np.float32)
-        cv2.circle(ship, (cx, cy), r, 1.0, -1)
-        arm = int(rng.integers(3, 8))  # cross-shaped side lobes of a strong point scatterer
-        cv2.line(ship, (cx - arm, cy), (cx + arm, cy), 0.4, 1)
-        cv2.line(ship, (cx, cy - arm), (cx, cy + arm), 0.4, 1)
+        arm = int(rng.integers(length // 2 + 2, length + 4))
+        cv2.line(ship, (cx - arm, cy), (cx + arm, cy), 0.3, 1)
+        cv2.line(ship, (cx, cy - arm), (cx, cy + arm), 0.3, 1)
+        cv2.ellipse(ship, (cx, cy), (length // 2, beam // 2), heading, 0, 360, 1.0, -1)  # the hull over its lobes
         sigma0 = np.maximum(sigma0, ship * rng.uniform(8, 20))
         label[ship >= 1.0] = SHIP
 
@@ -143,8 +151,9 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
     """Write a synthetic dataset in OSD's on-disk layout (images, RGB ``labels`` and ``labels_1D``).
 
     The set is written into a temporary sibling folder and renamed into place at the end, so an interrupted run
-    never leaves a half-written dataset at ``root``. An existing set made with the same settings is reused;
-    one made with other settings is an error unless ``overwrite``.
+    never leaves a half-written dataset at ``root``. An existing set made with the same settings is reused; one
+    that differs only by the generator version (drawn by an older :func:`make_sar_scene`) is redrawn; one made with
+    other settings is an error unless ``overwrite``.
 
     Args:
         root: Output folder (e.g. ``data/synthetic_osd``).
@@ -169,15 +178,19 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
     from .osd import OSDDataset
 
     settings = dict(num_train=num_train, num_test=num_test, height=height, width=width, seed=seed,
-                    generator='make_sar_scene v1')
+                    generator=GENERATOR_VERSION)
     if scene_kwargs:
         settings['scene_kwargs'] = dict(scene_kwargs)
     stamp = os.path.join(root, 'synthetic_settings.json')
     if os.path.isdir(root):
         if os.path.isfile(stamp):
             with open(stamp) as f:
-                if json.load(f) == settings:
-                    return root
+                found = json.load(f)
+            if found == settings:
+                return root
+            if isinstance(found, dict) and {k: v for k, v in found.items() if k != 'generator'} == {
+                    k: v for k, v in settings.items() if k != 'generator'}:
+                overwrite = True  # the same set drawn by an older generator: a cache of ours, redrawn
         if not overwrite:
             raise FileExistsError(f'{root} exists and was not made with {settings}; pass overwrite=True '
                                   '(--overwrite) to replace it')

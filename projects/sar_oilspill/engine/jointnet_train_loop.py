@@ -32,6 +32,33 @@ def stage_of_iter(iteration: int, stage_iters: Sequence[int]) -> int:
     return last
 
 
+STAGE3_MARKER = 'stage3'
+
+
+def resolve_stage_milestones(schedulers, stage_iters: Sequence[int]):
+    """Replace the ``milestones='stage3'`` marker of scheduler configs with ``[first iteration of stage 3]``.
+
+    ``schedulers`` is what a runner holds before it builds its schedulers (``None``, a dict or a list of dicts;
+    built schedulers pass through unchanged). Returns a new object; the input is not modified. A marked scheduler
+    must count iterations (``by_epoch=False``): the stages are counted in iterations.
+    """
+    if schedulers is None:
+        return None
+    if isinstance(schedulers, dict) and 'type' not in schedulers:  # one list per optimizer
+        return {k: resolve_stage_milestones(v, stage_iters) for k, v in schedulers.items()}
+    single = isinstance(schedulers, dict)
+    out = []
+    for sched in ([schedulers] if single else list(schedulers)):
+        if isinstance(sched, dict) and sched.get('milestones') == STAGE3_MARKER:
+            if sched.get('by_epoch', True):
+                raise ValueError(f"param_scheduler {sched.get('type')} with milestones='{STAGE3_MARKER}' must set "
+                                 'by_epoch=False (SAR-JointNet stages are counted in iterations)')
+            sched = copy.deepcopy(sched)
+            sched['milestones'] = [int(stage_iters[0]) + int(stage_iters[1])]
+        out.append(sched)
+    return out[0] if single else out
+
+
 @LOOPS.register_module()
 class JointNetTrainLoop(IterBasedTrainLoop):
     """Iteration-based loop that runs SAR-JointNet's three training stages back to back.
@@ -40,11 +67,18 @@ class JointNetTrainLoop(IterBasedTrainLoop):
     * stage 2 (``stage_iters[1]``): Label-Net is initialised from SAR-Net
       (:meth:`SARJointNet.init_label_net_from_sar_net`, exchange layers zero) and trained with the exchange
       layers while SAR-Net is frozen (Eq. 6-7);
-    * stage 3 (``stage_iters[2]``): everything, learning rate multiplied by ``stage3_lr_mult``.
+    * stage 3 (``stage_iters[2]``): everything, at a lower learning rate.
+
+    The stage-3 learning-rate drop is a parameter scheduler declared in the config
+    (``configs/_base_/schedules/jointnet_3stage.py``): a ``MultiStepLR`` whose ``milestones`` is the marker
+    ``'stage3'``, which this loop replaces with the first iteration of stage 3 computed from ``stage_iters``, so the
+    boundary has one home (``train_cfg.stage_iters``, also when it is changed with ``--cfg-options``) and the drop
+    factor another (the scheduler's ``gamma``). The scheduler's state travels in checkpoints as any mmengine
+    scheduler's, so ``--resume`` neither repeats nor loses the drop.
 
     The stage follows from the iteration counter only, so hooks, checkpoints and ``--resume`` work as for any
-    mmengine loop: a checkpoint stores the model's stage (a buffer), the optimizer state (its learning rates,
-    including the stage-3 reduction) and the iteration; on resume the loop recomputes the stage and changes
+    mmengine loop: a checkpoint stores the model's stage (a buffer), the optimizer and scheduler states and the
+    iteration; on resume the loop recomputes the stage and changes
     nothing when it already matches. A switch happens before the first iteration of a stage (before that iteration's hooks run).
     Under DistributedDataParallel the model is wrapped again whenever the stage it was wrapped for differs from
     the current one (after a switch, and once at the start of a run or resume), because DDP only synchronises
@@ -58,8 +92,6 @@ class JointNetTrainLoop(IterBasedTrainLoop):
         stage_iters (Sequence[int]): Iterations of stages 1, 2 and 3 (paper: OSD 50K/250K/100K, SOS
             50K/150K/50K). A stage with 0 iterations is skipped (e.g. ``(0, 0, N)`` fine-tunes a stage-3
             checkpoint loaded with ``load_from``).
-        stage3_lr_mult (float): Factor applied once to every parameter group's learning rate when stage 3
-            starts ("a lower learning rate", Sec. 3.2.2).
         val_begin (int): As :class:`IterBasedTrainLoop`.
         val_interval (int): As :class:`IterBasedTrainLoop`.
         dynamic_intervals (list, optional): As :class:`IterBasedTrainLoop`.
@@ -69,7 +101,6 @@ class JointNetTrainLoop(IterBasedTrainLoop):
                  runner,
                  dataloader: Union[DataLoader, Dict],
                  stage_iters: Sequence[int],
-                 stage3_lr_mult: float = 0.1,
                  val_begin: int = 1,
                  val_interval: int = 1000,
                  dynamic_intervals: Optional[List] = None) -> None:
@@ -77,11 +108,10 @@ class JointNetTrainLoop(IterBasedTrainLoop):
         if len(stage_iters) != 3 or min(stage_iters) < 0 or sum(stage_iters) <= 0:
             raise ValueError('stage_iters must give the iterations of the 3 stages (non-negative, total > 0), '
                              f'got {stage_iters}')
-        if not stage3_lr_mult > 0:
-            raise ValueError(f'stage3_lr_mult must be > 0, got {stage3_lr_mult}')
         self.stage_iters = stage_iters
-        self.stage3_lr_mult = float(stage3_lr_mult)
         self._wrapped_for_stage: Optional[int] = None
+        if runner is not None:
+            runner.param_schedulers = resolve_stage_milestones(runner.param_schedulers, stage_iters)
         super().__init__(runner, dataloader, max_iters=sum(stage_iters), val_begin=val_begin,
                          val_interval=val_interval, dynamic_intervals=dynamic_intervals)
 
@@ -136,16 +166,10 @@ class JointNetTrainLoop(IterBasedTrainLoop):
                                     '(input/output layers re-made for %d classes, exchange layers zeroed)',
                                     model.num_classes)
         model.set_stage(new_stage)
-        if new_stage == 3 and old_stage < 3:
-            optimizer = self.runner.optim_wrapper.optimizer
-            for group in optimizer.param_groups:
-                group['lr'] = group['lr'] * self.stage3_lr_mult
-                if 'initial_lr' in group:
-                    group['initial_lr'] = group['initial_lr'] * self.stage3_lr_mult
-            self.runner.logger.info('JointNetTrainLoop: stage 3, learning rate x %g', self.stage3_lr_mult)
         n_train = sum(p.numel() for p in model.trainable_parameters())
-        self.runner.logger.info('JointNetTrainLoop: iteration %d, stage %d -> %d (%.2f M trainable parameters)',
-                                self._iter, old_stage, new_stage, n_train / 1e6)
+        lr = self.runner.optim_wrapper.optimizer.param_groups[0]['lr']
+        self.runner.logger.info('JointNetTrainLoop: iteration %d, stage %d -> %d (%.2f M trainable parameters, '
+                                'learning rate %g)', self._iter, old_stage, new_stage, n_train / 1e6, lr)
 
     def _sync_stage(self) -> None:
         stage = self.stage_at(self._iter)
