@@ -48,6 +48,11 @@ def _train_opts(root, iters=(2, 2, 2)):
             'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1']
 
 
+def _logged_lrs(out):
+    """{iteration: learning rate} from mmengine's per-iteration log lines of a 6-iteration run."""
+    return {int(i): float(lr) for i, lr in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]\s+lr: (\S+)', out)}
+
+
 def _state(path):
     return torch.load(path, map_location='cpu', weights_only=False)
 
@@ -129,8 +134,7 @@ def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
         assert any(float(v.abs().max()) > 0 for v in ex2.values())
     # stage 3 lowers the learning rate once (tiny config: 1e-3 -> 1e-4): iterations 1-4 (stages 1-2) train at 1e-3,
     # 5-6 (stage 3) at 1e-4, as logged by mmengine for each iteration
-    logged = {int(i): float(lr) for i, lr in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]\s+lr: (\S+)', out)}
-    assert logged == pytest.approx({1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-3, 5: 1e-4, 6: 1e-4})
+    assert _logged_lrs(out) == pytest.approx({1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-3, 5: 1e-4, 6: 1e-4})
     # a checkpoint holds the learning rate of the iteration that follows it (the stage-2 one at iter_4 is stage 3's)
     lrs = [s['optimizer']['param_groups'][0]['lr'] for s in (s1, s2, s3)]
     assert lrs == pytest.approx([1e-3, 1e-4, 1e-4])
@@ -145,8 +149,7 @@ def test_jointnet_stages_resume_generate_and_dakd(sos_mini, tmp_path):
     assert 'resuming at 4' in out and 'Label-Net initialised' not in out and 'stage 2 -> 3' in out
     s3b = _state(osp.join(wd, 'iter_6.pth'))
     assert s3b['optimizer']['param_groups'][0]['lr'] == pytest.approx(1e-4)  # not lowered a second time
-    logged = {int(i): float(lr) for i, lr in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]\s+lr: (\S+)', out)}
-    assert logged == pytest.approx({5: 1e-4, 6: 1e-4})
+    assert _logged_lrs(out) == pytest.approx({5: 1e-4, 6: 1e-4})
     assert int(s3b['state_dict']['training_stage']) == 3
 
     # a stage-1 checkpoint cannot generate labels

@@ -188,8 +188,7 @@ def write_synthetic_osd(root: str, num_train: int = 200, num_test: int = 40, hei
                 found = json.load(f)
             if found == settings:
                 return root
-            if isinstance(found, dict) and {k: v for k, v in found.items() if k != 'generator'} == {
-                    k: v for k, v in settings.items() if k != 'generator'}:
+            if isinstance(found, dict) and dict(found, generator=GENERATOR_VERSION) == settings:
                 overwrite = True  # the same set drawn by an older generator: a cache of ours, redrawn
         if not overwrite:
             raise FileExistsError(f'{root} exists and was not made with {settings}; pass overwrite=True '

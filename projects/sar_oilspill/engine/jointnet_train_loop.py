@@ -78,8 +78,8 @@ class JointNetTrainLoop(IterBasedTrainLoop):
 
     The stage follows from the iteration counter only, so hooks, checkpoints and ``--resume`` work as for any
     mmengine loop: a checkpoint stores the model's stage (a buffer), the optimizer and scheduler states and the
-    iteration; on resume the loop recomputes the stage and changes
-    nothing when it already matches. A switch happens before the first iteration of a stage (before that iteration's hooks run).
+    iteration; on resume the loop recomputes the stage and changes nothing when it already matches. A switch
+    happens before the first iteration of a stage (before that iteration's hooks run).
     Under DistributedDataParallel the model is wrapped again whenever the stage it was wrapped for differs from
     the current one (after a switch, and once at the start of a run or resume), because DDP only synchronises
     the parameters that required gradients when it was built.
