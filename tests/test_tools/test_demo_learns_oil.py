@@ -2,7 +2,7 @@
 
 Before the present recipe the demo's model predicted sea (and land) everywhere: oil, look-alike and ship IoU 0.00,
 which no test noticed. Here the demo config itself (model, class-weighted CE + KD + class-mean Dice, AdamW 2e-3 with
-its poly schedule, RandomCrop with ``cat_max_ratio=0.75``, flips) is trained for a few CPU seconds and tested, and the
+its poly schedule, RareClassCrop with ``cat_max_ratio=0.75``, flips) is trained for a few CPU seconds and tested, and the
 oil-spill IoU must be positive and the saved predictions must mark oil in every test scene.
 
 Shortened only: 120 iterations of 8 random 64x64 crops (the config: 1000 of 8 at 128x128) on 16 synthetic scenes of
@@ -13,6 +13,11 @@ budget); the model still has the five OSD classes and the five-class class weigh
 100 / 90 on for randomness seeds 0 / 1 (65.1 at 120 for seed 0); 120 leaves a margin. The same run with the
 losses and sampling from before the recipe (unweighted CE, generalised Dice, no ``cat_max_ratio``) still had oil IoU
 0.00 at iteration 150, so this test fails on that regression.
+
+Ships: with ReLU in the decoder the demo model never found them (ship IoU 0.00): its last full-resolution stage put
+every ship pixel in a dead-ReLU region (zero in ~97 % of its 16 channels, so no gradient came back and p(ship) was one
+constant there). ``test_demo_decoder_passes_gradient_through_negative_activations`` checks that every activation of
+the demo's decoder lets a gradient through where its input is negative (LeakyReLU), on the built model.
 """
 import os
 import os.path as osp
@@ -44,7 +49,7 @@ def _cfg(root, work_dir, pred_dir):
         opts.update({f'{split}_dataloader.dataset.data_root': root, f'{split}_dataloader.num_workers': 0,
                      f'{split}_dataloader.persistent_workers': False})
     cfg.merge_from_dict(opts)
-    crop = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomCrop']
+    crop = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] in ('RandomCrop', 'RareClassCrop')]
     assert len(crop) == 1 and crop[0]['cat_max_ratio'] == 0.75  # the demo's recipe, at a smaller crop
     crop[0]['crop_size'] = (64, 64)
     return cfg
@@ -71,3 +76,18 @@ def test_demo_recipe_learns_the_oil_class(tmp_path):
         assert (pred != SEA).any(), f'{name}: sea only'
         assert ((pred == OIL) & (gt == OIL)).any(), \
             f'{name}: no oil predicted on its slicks ({np.bincount(pred.ravel(), minlength=5)} pixels per class)'
+
+
+def test_demo_decoder_passes_gradient_through_negative_activations():
+    from mmseg.registry import MODELS
+
+    import projects.sar_oilspill  # noqa: F401 (registers SAROSS-Net)
+    head = MODELS.build(Config.fromfile(CONFIG).model).decode_head
+    acts = [m for name, m in head.named_modules() if name.endswith('activate')]
+    stages = [m for name, m in head.named_modules() if name.startswith(('up_stages.', 'skip_stages.'))
+              and name.endswith('activate')]
+    assert len(stages) >= 4, 'the decoder stages should have ConvModule activations'
+    x = -torch.linspace(0.1, 3.0, 8, requires_grad=True)  # a dead-ReLU input: all negative
+    for act in acts:
+        (grad, ) = torch.autograd.grad(act(x.clone()).sum(), x)
+        assert (grad > 0).all(), f'{act} passes no gradient for negative input (dead-ReLU regions cannot recover)'

@@ -11,10 +11,9 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from projects.sar_oilspill.models.backbones import MambaVision
 from projects.sar_oilspill.models.backbones import mambavision_checkpoint as mvc
-from projects.sar_oilspill.models.backbones.mambavision import (ARCH_SETTINGS,
-                                                                MambaVisionMixer,
-                                                                window_partition,
-                                                                window_reverse)
+from projects.sar_oilspill.models.backbones.mambavision import ARCH_SETTINGS
+from projects.sar_oilspill.models.backbones.mambavision_blocks import (MambaVisionMixer, window_partition,
+                                                                      window_reverse)
 
 REPO = Path(__file__).resolve().parents[3]
 B_KEYS = REPO / '..' / 'shared' / 'notes' / 'mambavision_B_state_dict_keys.txt'

@@ -7,10 +7,17 @@ of ``LoadSoftLabels`` (checked by ``tests/test_datasets/test_soft_label_transfor
 mmseg configs use only move ``gt_seg_map``: ``Pad`` and ``CenterCrop``; the two below are the same transforms for
 every seg field. mmseg's ``RandomMosaic`` builds 2-D label canvases and cannot hold multi-channel fields; use
 ``SoftLabelMosaic``.
+
+``RareClassCrop`` is mmseg's ``RandomCrop`` with nnU-Net's foreground oversampling: a share of the crops is placed
+on a pixel of a rare class, so that objects of a few pixels (ships) are seen in training often enough to be learnt.
 """
+from typing import Sequence, Tuple, Union
+
 import mmcv
 import numpy as np
 from mmcv.transforms import CenterCrop, Pad
+from mmcv.transforms.utils import cache_randomness
+from mmseg.datasets.transforms import RandomCrop
 from mmseg.registry import TRANSFORMS
 
 _NP_PAD_MODES = dict(constant='constant', edge='edge', reflect='reflect', symmetric='symmetric')
@@ -52,3 +59,62 @@ class CenterCropSegFields(CenterCrop):
         for key in results.get('seg_fields', []):
             if results.get(key) is not None:
                 results[key] = mmcv.imcrop(results[key], bboxes=bboxes)
+
+
+@TRANSFORMS.register_module()
+class RareClassCrop(RandomCrop):
+    """mmseg's ``RandomCrop`` that centres a share of its crops on rare classes (nnU-Net's foreground oversampling).
+
+    With probability ``prob``, and when the label map holds one of ``classes``, the crop is placed to contain a
+    pixel drawn as follows: one of the listed classes present in the map, each with the same chance, then one of
+    its pixels uniformly; the crop's position is uniform among the positions that hold that pixel (so the object is
+    not always in the centre). Otherwise (and always for a map without those classes) the crop is ``RandomCrop``'s,
+    ``cat_max_ratio`` included. Like ``RandomCrop`` it moves every seg field (soft labels too).
+
+    Isensee et al., nnU-Net (Nature Methods 2021), force a third of the patches to contain foreground; this is that
+    rule for a few classes of a multi-class map. It changes which crops are seen, not the loss.
+
+    Args:
+        crop_size: (h, w) or an int.
+        classes: Label ids to oversample, e.g. ``(3, )`` for OSD's ships.
+        prob: Share of the crops placed on one of ``classes`` (where present). Defaults to 1/3 (nnU-Net).
+        cat_max_ratio, ignore_index: As ``RandomCrop``'s, for the other crops.
+    """
+
+    def __init__(self, crop_size: Union[int, Tuple[int, int]], classes: Sequence[int], prob: float = 1 / 3,
+                 cat_max_ratio: float = 1., ignore_index: int = 255) -> None:
+        super().__init__(crop_size, cat_max_ratio=cat_max_ratio, ignore_index=ignore_index)
+        classes = tuple(int(c) for c in classes)
+        if not classes:
+            raise ValueError('RareClassCrop: classes is empty; list the label ids to oversample, e.g. classes=(3, )')
+        if ignore_index in classes:
+            raise ValueError(f'RareClassCrop: classes={classes} holds ignore_index={ignore_index}')
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f'RareClassCrop: prob must be in [0, 1], got {prob}')
+        self.classes = classes
+        self.prob = float(prob)
+
+    @cache_randomness
+    def crop_bbox(self, results: dict) -> tuple:
+        seg = results['gt_seg_map']
+        if self.prob > 0 and np.random.rand() < self.prob:
+            present = [c for c in self.classes if np.any(seg == c)]
+            if present:
+                ys, xs = np.nonzero(seg == present[np.random.randint(len(present))])
+                k = np.random.randint(len(ys))
+                return self._bbox_holding(seg.shape[:2], int(ys[k]), int(xs[k]))
+        return super().crop_bbox(results)
+
+    def _bbox_holding(self, shape: Tuple[int, int], y: int, x: int) -> tuple:
+        """A crop position uniform among those whose crop holds pixel (y, x), as ``RandomCrop`` would cut it."""
+        offsets = []
+        for pos, size, crop in ((y, shape[0], self.crop_size[0]), (x, shape[1], self.crop_size[1])):
+            margin = max(size - crop, 0)
+            lo, hi = max(pos - crop + 1, 0), min(pos, margin)
+            offsets.append(np.random.randint(lo, hi + 1))
+        (oy, ox), (ch, cw) = offsets, self.crop_size
+        return oy, oy + ch, ox, ox + cw
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(crop_size={self.crop_size}, classes={self.classes}, prob={self.prob}, '
+                f'cat_max_ratio={self.cat_max_ratio})')
