@@ -3,7 +3,7 @@ in float32 under half precision, against a float64 formula written here."""
 import pytest
 import torch
 
-from projects.sar_oilspill.models.backbones import mambavision
+from projects.sar_oilspill.models.backbones import mambavision_blocks
 from projects.sar_oilspill.models.necks import caft
 from projects.sar_oilspill.models.necks.caft import CAFTBlock
 from projects.sar_oilspill.models.utils import LayerNorm2d
@@ -34,7 +34,7 @@ def _features(shape, offset, spread, seed=1):
 
 
 def test_one_class_shared_with_unchanged_state_dict_keys():
-    assert caft.LayerNorm2d is LayerNorm2d and mambavision.LayerNorm2d is LayerNorm2d
+    assert caft.LayerNorm2d is LayerNorm2d and mambavision_blocks.LayerNorm2d is LayerNorm2d
     block = CAFTBlock(8, 16, ffn_expansion_factor=2.0)
     keys = set(block.state_dict())
     for name in ('norm_lr', 'norm_hr', 'norm_ffn'):
