@@ -1,7 +1,8 @@
 # SAR-JointNet's three training stages in one run (JointNetTrainLoop, paper Sec. 4.2): AdamW; stage 3 lowers the
 # learning rate ten-fold (the MultiStepLR below: JointNetTrainLoop puts the first iteration of stage 3, computed
 # from train_cfg.stage_iters, in place of milestones='stage3'). The paper's learning-rate values were lost from its
-# text: 1e-4 for stages 1-2 and 1e-5 for stage 3 are this project's choice. Iterations: leaf configs (OSD 50K/250K/100K, SOS 50K/150K/50K).
+# text: 1e-4 for stages 1-2 and 1e-5 for stage 3 are this project's choice. Iterations: leaf configs
+# (OSD 50K/250K/100K, SOS 50K/150K/50K).
 stage_iters = (50000, 150000, 50000)
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.0),
                      clip_grad=dict(max_norm=1.0))

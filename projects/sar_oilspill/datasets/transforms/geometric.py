@@ -98,9 +98,9 @@ class RareClassCrop(RandomCrop):
     def crop_bbox(self, results: dict) -> tuple:
         seg = results['gt_seg_map']
         if self.prob > 0 and np.random.rand() < self.prob:
-            present = [c for c in self.classes if np.any(seg == c)]
+            present = [mask for mask in (seg == c for c in self.classes) if mask.any()]
             if present:
-                ys, xs = np.nonzero(seg == present[np.random.randint(len(present))])
+                ys, xs = np.nonzero(present[np.random.randint(len(present))])
                 k = np.random.randint(len(ys))
                 return self._bbox_holding(seg.shape[:2], int(ys[k]), int(xs[k]))
         return super().crop_bbox(results)

@@ -3,9 +3,10 @@
 SAROSS-Net's encoder (paper Sec. 3.3) is an ImageNet-pretrained MambaVision-B. This module
 rebuilds the NVlabs network (``mambavision/models/mamba_vision.py``, mambavision 1.2.0) without
 timm, einops or mamba-ssm, with parameter names and shapes identical to the NVlabs checkpoints,
-so their ``.pth.tar`` files load unchanged. The selective scan comes from
-:mod:`.selective_scan` (mamba-ssm's CUDA kernel when installed, a chunked PyTorch scan
-otherwise).
+so their ``.pth.tar`` files load unchanged. The blocks are in :mod:`.mambavision_blocks`
+(this module assembles them, names the variants and loads the weights); their selective scan
+comes from :mod:`.selective_scan` (mamba-ssm's CUDA kernel when installed, a chunked PyTorch
+scan otherwise).
 
 Layout (``dim`` = C)::
 
