@@ -99,6 +99,46 @@ def test_stock_head_losses_match_independent_computation(name):
         assert got[key].item() == pytest.approx(value, rel=1e-5), key
 
 
+CLASS_WEIGHT = [1.0, 3.0, 0.5]
+
+
+def test_class_weighted_ce_on_ignored_pixels_is_torch_weighted_mean():
+    """mmseg 1.2.2's class-weighted CE indexes class_weight[255] on ignored pixels (open-mmlab/mmsegmentation#3734);
+    through SegTargets it is the class-weighted mean over the hard pixels: NumPy and F.cross_entropy as references."""
+    head = MODELS.build(dict(HEADS['FCNHead'], loss_decode=[
+        dict(type='CrossEntropyLoss', loss_weight=2.0, avg_non_ignore=True, class_weight=CLASS_WEIGHT),
+        LOSSES[1]]))
+    enable_soft_labels(head)
+    samples, labels, _, _ = _batch()
+    logits = torch.randn(3, K, 6, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    got = head.loss_by_feat(logits, samples)['loss_ce'].item()
+    hard = labels != 255
+    w = np.asarray(CLASS_WEIGHT)[np.where(hard, labels, 0)]
+    nll = -np.log(np.take_along_axis(_softmax(logits.numpy(), 1), np.where(hard, labels, 0)[:, None], 1)[:, 0])
+    want = 2.0 * (w * nll)[hard].sum() / w[hard].sum()
+    assert got == pytest.approx(want, rel=1e-6)
+    torch_ce = 2.0 * torch.nn.functional.cross_entropy(
+        logits, torch.from_numpy(labels), weight=torch.tensor(CLASS_WEIGHT, dtype=torch.float64), ignore_index=255)
+    assert got == pytest.approx(torch_ce.item(), rel=1e-6)
+    # a batch without ignored pixels keeps mmseg's own computation, bit for bit
+    stock = MODELS.build(dict(HEADS['FCNHead'], loss_decode=dict(
+        type='CrossEntropyLoss', avg_non_ignore=True, class_weight=CLASS_WEIGHT)))
+    soft = copy.deepcopy(stock)
+    enable_soft_labels(soft)
+    full = _batch()[0][:1]
+    full[0].gt_sem_seg.data[full[0].gt_sem_seg.data == 255] = 1
+    small = logits[:1]
+    assert torch.equal(soft.loss_by_feat(small, full)['loss_ce'], stock.loss_by_feat(small, full)['loss_ce'])
+
+
+def test_class_weighted_ce_without_avg_non_ignore_is_refused_on_ignored_pixels():
+    head = MODELS.build(dict(HEADS['FCNHead'], loss_decode=[
+        dict(type='CrossEntropyLoss', class_weight=CLASS_WEIGHT), LOSSES[1]]))
+    enable_soft_labels(head)
+    with pytest.raises(ValueError, match='avg_non_ignore=True'):
+        head.loss_by_feat(torch.randn(3, K, 6, 5), _batch()[0])
+
+
 def test_hard_only_batch_gives_mmseg_losses_and_zero_kd():
     torch.manual_seed(0)
     stock = MODELS.build(dict(HEADS['FCNHead'], loss_decode=[LOSSES[0], dict(type='CrossEntropyLoss',

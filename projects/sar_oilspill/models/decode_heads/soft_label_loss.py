@@ -13,7 +13,9 @@ dispatches on the loss's ``soft_target`` attribute:
 
 * no attribute (mmseg's losses, e.g. ``CrossEntropyLoss``): the mmseg call
   ``loss(logits, labels, weight=seg_weight, ignore_index=ignore_index)`` on
-  the hard labels; the valid mask is the ``ignore_index`` convention.
+  the hard labels; the valid mask is the ``ignore_index`` convention (a
+  class-weighted ``CrossEntropyLoss`` gets the ``avg_factor`` mmseg would fail
+  to compute on ignored pixels: :func:`class_weighted_ce_avg_factor`).
 * ``'logits'`` (:class:`KDLoss`): ``loss(logits, teacher_logits,
   valid_mask=soft_valid)``.
 * ``'probs'`` (:class:`SoftDiceLoss`): ``loss(logits, probs, valid_mask=valid)``
@@ -241,13 +243,59 @@ class SegTargets:
         """
         kind = getattr(loss_fn, 'soft_target', None)
         if kind is None:
+            extra = {}
+            avg_factor = class_weighted_ce_avg_factor(
+                loss_fn, self.labels, self.ignore_index)
+            if avg_factor is not None:
+                extra['avg_factor'] = avg_factor
             return loss_fn(seg_logits, self.labels, weight=weight,
-                           ignore_index=self.ignore_index)
+                           ignore_index=self.ignore_index, **extra)
         if kind not in SOFT_TARGETS:
             raise ValueError(f'{type(loss_fn).__name__}.soft_target={kind!r}; '
                              f'expected one of {SOFT_TARGETS} or no attribute')
         target, valid = self.target(kind)
         return loss_fn(seg_logits, target, valid_mask=valid)
+
+
+def class_weighted_ce_avg_factor(loss_fn: nn.Module, labels: Tensor,
+                                 ignore_index: int) -> Optional[Tensor]:
+    """The mean's denominator of mmseg's class-weighted CE where mmseg fails.
+
+    mmseg's ``cross_entropy`` (1.2.2) computes the denominator of a
+    class-weighted mean as ``class_weight[label]`` summed over *every* pixel,
+    so a label map holding ``ignore_index`` (soft-label samples, padding) makes
+    it index ``class_weight[255]`` and raise an ``IndexError``
+    (open-mmlab/mmsegmentation#3734, #3831). Where that would happen, this
+    returns the denominator mmseg means with ``avg_non_ignore=True``:
+    ``class_weight[label]`` summed over the non-ignored pixels, which makes the
+    loss PyTorch's ``F.cross_entropy(weight=class_weight,
+    ignore_index=ignore_index)`` (times ``loss_weight``). Otherwise ``None``:
+    mmseg's own computation, unchanged.
+
+    Raises:
+        ValueError: ``avg_non_ignore=False`` with class weights and ignored
+            pixels: mmseg's mean over all pixels has no weight for an ignored
+            one, and guessing one would silently change the loss.
+    """
+    from mmseg.models.losses import CrossEntropyLoss
+    if (not isinstance(loss_fn, CrossEntropyLoss) or loss_fn.use_sigmoid
+            or loss_fn.use_mask or loss_fn.class_weight is None
+            or loss_fn.reduction != 'mean'):
+        return None
+    valid = labels != ignore_index
+    if bool(valid.all()):
+        return None
+    if not loss_fn.avg_non_ignore:
+        raise ValueError(
+            f'CrossEntropyLoss(class_weight={list(loss_fn.class_weight)}, '
+            f'avg_non_ignore=False) on labels with ignore_index={ignore_index} '
+            f'pixels (soft-label samples or padding): mmseg cannot average it '
+            f'(open-mmlab/mmsegmentation#3734); set avg_non_ignore=True in '
+            f'loss_decode')
+    class_weight = torch.as_tensor(loss_fn.class_weight, dtype=torch.float32,
+                                   device=labels.device)
+    safe = torch.where(valid, labels, torch.zeros_like(labels)).long()
+    return (class_weight[safe] * valid).sum()
 
 
 def loss_modules(head: nn.Module) -> List[nn.Module]:
