@@ -71,12 +71,12 @@ class _RecordLosses:
 def _two_iteration_runner(path, synthetic_osd, tmp_path):
     daug = _make_daug(tmp_path / 'daug')
     cfg = Config.fromfile(path)
-    cfg.train_dataloader.dataset.synthetic.tile_uses_per_epoch = 1.0
     cfg.work_dir = str(tmp_path / 'work')
     cfg.merge_from_dict({
         'train_dataloader.dataset.real.data_root': synthetic_osd,
         'train_dataloader.dataset.real.indices': 2,  # 2 real images + 2 mosaics of the 8 tiles
         'train_dataloader.dataset.synthetic.data_root': daug,
+        'train_dataloader.dataset.synthetic.tile_uses_per_epoch': 1.0,
         'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
         'train_dataloader.persistent_workers': False,
         'val_dataloader.dataset.data_root': synthetic_osd, 'val_dataloader.num_workers': 0,
@@ -88,9 +88,12 @@ def _two_iteration_runner(path, synthetic_osd, tmp_path):
     return Runner.from_cfg(cfg)
 
 
-def _check_two_iterations(runner, record, before):
-    runner.train()
+def _train_and_check(runner):
+    """Train the 2 iterations; both loss kinds trained and the head's weights changed."""
     head = runner.model.decode_head
+    record = _RecordLosses(runner.model)
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    runner.train()
     assert len(record.records) == 2
     for losses in record.records:
         for key in ('decode.loss_ce', 'decode.loss_kd', 'decode.loss_dice'):
@@ -110,8 +113,7 @@ def test_dakd_trains_two_iterations(model, synthetic_osd, tmp_path):
     assert type(head).__name__ == 'SoftLabel' + MODELS_[model]
     assert isinstance(head, getattr(mmseg_heads, MODELS_[model]))
     assert len(runner.train_dataloader.dataset) == 2 + 2
-    record = _RecordLosses(runner.model)
-    _check_two_iterations(runner, record, {k: v.clone() for k, v in head.state_dict().items()})
+    _train_and_check(runner)
 
 
 def test_demo_dakd_config_trains_two_iterations_with_class_weighted_ce(synthetic_osd, tmp_path):
@@ -121,6 +123,4 @@ def test_demo_dakd_config_trains_two_iterations_with_class_weighted_ce(synthetic
                                    tmp_path)
     ce = runner.model.decode_head.loss_decode[0]
     assert type(ce).__name__ == 'CrossEntropyLoss' and ce.class_weight is not None and ce.avg_non_ignore
-    record = _RecordLosses(runner.model)
-    head = runner.model.decode_head
-    _check_two_iterations(runner, record, {k: v.clone() for k, v in head.state_dict().items()})
+    _train_and_check(runner)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.losses import accuracy
+from mmseg.models.losses import CrossEntropyLoss, accuracy
 from mmseg.models.utils import resize
 from mmseg.utils import SampleList
 
@@ -277,7 +277,6 @@ def class_weighted_ce_avg_factor(loss_fn: nn.Module, labels: Tensor,
             pixels: mmseg's mean over all pixels has no weight for an ignored
             one, and guessing one would silently change the loss.
     """
-    from mmseg.models.losses import CrossEntropyLoss
     if (not isinstance(loss_fn, CrossEntropyLoss) or loss_fn.use_sigmoid
             or loss_fn.use_mask or loss_fn.class_weight is None
             or loss_fn.reduction != 'mean'):
