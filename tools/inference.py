@@ -15,7 +15,11 @@ the background and land, with area, perimeter, centroid and confidence) and ``qu
 (``--land-mask``) becomes the land class of models that have one, else nodata; nodata borders are never segmented.
 Settings and the checkpoint's SHA-256 are kept in ``run.json``: a re-run into the same folder with others is
 refused (``--overwrite`` recomputes everything). A scene that fails is recorded in ``summary.json`` under
-``failed``; the others go on and the run exits non-zero listing the failures.
+``failed``; the others go on and the run exits non-zero listing the failures. Memory does not grow with the scene:
+one ``--tile`` block (default 2048 x 2048, with ``--tile-margin`` context) is in the model at a time, its class
+map, confidence and probabilities go straight to GeoTIFFs, and the polygons, overlay and quicklook are made from
+those files (scratch files under ``<out-dir>/.scratch-<name>``, removed at the end). Smaller ``--tile`` blocks use
+less memory at the cost of more margin computation.
 
 PNG/JPEG/BMP images (8-bit) are segmented whole, as before:
 
@@ -42,6 +46,10 @@ import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch load
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+
+# GDAL's block cache defaults to 5 % of the RAM; whole scenes are written and read in strips, so a fixed 256 MB
+# keeps the peak memory predictable on any machine (a GDAL_CACHEMAX set by the user wins).
+os.environ.setdefault('GDAL_CACHEMAX', '256')
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 RASTER_EXTS = ('.tif', '.tiff')
@@ -365,11 +373,13 @@ def _segment_image(args, path, name, model, classes, palette, num_classes):
 
 
 class _SceneSource:
-    """Blocks of a raster scene for ``predict_tiled``; records each block's nodata (1) and land (2) in ``status``."""
+    """Blocks of a raster scene for ``predict_tiled``; keeps the nodata (1) and land (2) status of the block it read
+    last, which ``predict_tiled`` writes out before it reads the next."""
 
-    def __init__(self, scene, status, land):
-        self.scene, self.status, self.land = scene, status, land
+    def __init__(self, scene, land):
+        self.scene, self.land = scene, land
         self.shape = scene.shape
+        self._last = None
 
     def __getitem__(self, key):
         ys, xs = key
@@ -377,8 +387,55 @@ class _SceneSource:
         st = np.where(valid, 0, 1).astype(np.uint8)
         if self.land is not None:
             st[(st == 0) & self.land.block(self.scene.georef, ys.start, ys.stop, xs.start, xs.stop)] = 2
-        self.status[ys, xs] = st
+        self._last = (ys.start, xs.start, st)
         return grey
+
+    def status(self, rows, cols):
+        y0, x0, st = self._last
+        return st[rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0]
+
+
+class _SceneSink:
+    """``label_out`` (and ``.conf``: ``conf_out``) of ``predict_tiled`` for a scene, so that nothing of the scene's
+    size is held in memory: each block's nodata and land (the source's status) are applied, then the block goes to
+    the class map GeoTIFF, to the polygon regions raster (the reported classes, 0 elsewhere) and to the
+    confidence raster; class pixels are counted on the way."""
+
+    def __init__(self, source, class_map, regions, conf, land_id, poly_ids):
+        from projects.sar_oilspill.geo.writers import NODATA
+        self.source, self.class_map, self.regions, self.land_id = source, class_map, regions, land_id
+        self.shape = tuple(source.shape[:2])
+        self.nodata_value = NODATA
+        self.keep = np.zeros(256, np.uint8)
+        self.keep[list(poly_ids)] = list(poly_ids)
+        self.counts = np.zeros(256, np.int64)
+        self.n_nodata = self.n_land = 0
+        self.conf = _ConfSink(self, conf) if conf is not None else None
+
+    def __setitem__(self, key, block):
+        st = self.source.status(*key)
+        nd, ld = st == 1, st == 2
+        lab = np.array(block, np.uint8)
+        lab[nd] = self.nodata_value
+        lab[ld] = self.nodata_value if self.land_id is None else self.land_id
+        self.n_nodata += int(nd.sum())
+        self.n_land += int(ld.sum())
+        self.counts += np.bincount(lab.ravel(), minlength=256)
+        self.class_map[key] = lab
+        if self.regions is not None:
+            self.regions[key] = self.keep[lab]
+
+
+class _ConfSink:
+    def __init__(self, sink, writer):
+        self.sink, self.writer, self.shape = sink, writer, sink.shape
+
+    def __setitem__(self, key, block):
+        st = self.sink.source.status(*key)
+        cf = np.array(block, np.uint8)
+        cf[st == 1] = 0
+        cf[st == 2] = 0 if self.sink.land_id is None else 255
+        self.writer[key] = cf
 
 
 _LAND_CACHE = {}
@@ -395,12 +452,21 @@ def _land_mask(spec, georef):
 
 
 def _segment_scene(args, path, name, model, classes, palette, num_classes, settings, bar):
-    """A GeoTIFF or SAFE product, block by block: GeoTIFF outputs, polygons and a quicklook."""
+    """A GeoTIFF or SAFE product, block by block: GeoTIFF outputs, polygons and a quicklook. Nothing of the scene's
+    size is held in memory: the class map is written block by block as it is predicted (with the confidence and the
+    polygon regions into scratch GeoTIFFs under the output folder), and everything after is read back from disk."""
+    import shutil
+    import warnings
+    from contextlib import ExitStack
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
     from tqdm import tqdm
     from projects.sar_oilspill.apis import predict_tiled
     from projects.sar_oilspill.geo import SceneError, extract_polygons, open_scene, write_vectors
-    from projects.sar_oilspill.geo.writers import NODATA, ProbsWriter, quicklook, write_class_map
+    from projects.sar_oilspill.geo.writers import NODATA, BandWriter, ClassMapWriter, ProbsWriter, quicklook
     scene = open_scene(path, args.backscatter, args.db_range, args.band, args.polarisation)
+    scratch = osp.join(args.out_dir, f'.scratch-{name}')
     try:
         georef = scene.georef
         if georef is None and args.land_mask not in ('global', 'none'):
@@ -408,87 +474,91 @@ def _segment_scene(args, path, name, model, classes, palette, num_classes, setti
                              '--land-mask none')
         land = _land_mask(args.land_mask, georef) if georef is not None else None
         height, width = scene.shape
-        status = np.zeros((height, width), np.uint8)
-        conf = np.zeros((height, width), np.uint8)
         tile = tuple(args.tile or DEFAULT_GEO_TILE)
         nblocks = -(-height // tile[0]) * -(-width // tile[1])
-        sub = tqdm(total=nblocks, unit='block', leave=False, desc=name[-30:], dynamic_ncols=True,
-                   disable=nblocks < 4 or bar.disable)
         outputs = dict(mask=f'masks/{name}.tif', overlay=f'overlays/{name}.tif')
         tags = dict(scene=osp.basename(osp.normpath(path)), config=args.config,
                     checkpoint_sha256=settings['checkpoint_sha256'], backscatter=scene.unit,
                     backscatter_from=scene.unit_from, db_range=' '.join(f'{v:g}' for v in args.db_range),
                     scaling='grey = round(255 * clip((sigma0_dB - LO) / (HI - LO), 0, 1))',
                     land_mask=args.land_mask if georef is not None else 'none (not georeferenced)')
-        source = _SceneSource(scene, status, land)
-        kw = dict(conf_out=conf, progress=lambda d, t: sub.update(1))
-        try:
-            if args.save_probs:
-                outputs['probs'] = f'probs/{name}.tif'
-                result = {}
-
-                def fill(p):
-                    w = ProbsWriter(p, scene, classes if num_classes == len(classes) else
-                                    [f'channel{k}' for k in range(num_classes)], tags)
-                    try:
-                        result['label'] = predict_tiled(model, source, tile, args.tile_margin, probs_out=w, **kw)
-                    finally:
-                        w.close()
-
-                _write(osp.join(args.out_dir, outputs['probs']), fill)
-                label = result['label']
-            else:
-                label = predict_tiled(model, source, tile, args.tile_margin, **kw)
-        finally:
-            sub.close()
         land_id = classes.index('land') if 'land' in classes else None
-        counts = np.zeros(256, np.int64)
-        n_nodata = n_land = 0
-        for y in range(0, height, 256):  # in strips: no scene-sized temporaries
-            st, lab, cf = status[y:y + 256], label[y:y + 256], conf[y:y + 256]
-            nd, ld = st == 1, st == 2
-            lab[nd], cf[nd] = NODATA, 0
-            lab[ld], cf[ld] = (NODATA, 0) if land_id is None else (land_id, 255)
-            n_nodata, n_land = n_nodata + int(nd.sum()), n_land + int(ld.sum())
-            counts += np.bincount(lab.ravel(), minlength=256)
-        del status
-        _write(osp.join(args.out_dir, outputs['mask']),
-               lambda p: write_class_map(p, label, scene, classes, palette, tags))
+        poly_ids = [k for k, c in enumerate(classes) if k != 0 and k != land_id]
+        source = _SceneSource(scene, land)
+        shutil.rmtree(scratch, ignore_errors=True)  # left by a killed run
+        os.makedirs(scratch)
+        regions_path, conf_path = osp.join(scratch, 'regions.tif'), osp.join(scratch, 'confidence.tif')
+        found = {}
+
+        def predict(mask_path):
+            sub = tqdm(total=nblocks, unit='block', leave=False, desc=name[-30:], dynamic_ncols=True,
+                       disable=nblocks < 4 or bar.disable)
+            with ExitStack() as stack:
+                stack.callback(sub.close)
+                class_map = stack.enter_context(ClassMapWriter(mask_path, scene, classes, palette, tags))
+                regions = conf = None
+                if georef is not None:  # the polygons' inputs
+                    regions = stack.enter_context(BandWriter(regions_path, scene, georef=False))
+                    conf = stack.enter_context(BandWriter(conf_path, scene, georef=False))
+                sink = _SceneSink(source, class_map, regions, conf, land_id, poly_ids)
+                kw = dict(label_out=sink, conf_out=sink.conf, progress=lambda d, t: sub.update(1))
+                if args.save_probs:
+                    outputs['probs'] = f'probs/{name}.tif'
+                    names = classes if num_classes == len(classes) else [f'channel{k}' for k in range(num_classes)]
+
+                    def fill(p):
+                        with ProbsWriter(p, scene, names, tags) as w:
+                            predict_tiled(model, source, tile, args.tile_margin, probs_out=w, **kw)
+
+                    _write(osp.join(args.out_dir, outputs['probs']), fill)
+                else:
+                    predict_tiled(model, source, tile, args.tile_margin, **kw)
+            found.update(counts=sink.counts, n_nodata=sink.n_nodata, n_land=sink.n_land)
+
+        _write(osp.join(args.out_dir, outputs['mask']), predict)
+        counts = found['counts']
         if args.save_input:
             outputs['input'] = f'inputs/{name}.tif'
-        _write_overlay(args, outputs, scene, label, palette, tags)
-        valid_total = max(int(counts[:NODATA].sum()), 1)
-        px_m = georef.pixel_size_m() if georef is not None else args.pixel_size_m
-        areas = {}
-        for k, cname in enumerate(classes):
-            areas[cname] = dict(pixels=int(counts[k]), fraction=float(counts[k]) / valid_total)
-            if px_m is not None:
-                areas[cname]['km2'] = float(counts[k]) * px_m ** 2 / 1e6
-        rec = dict(path=path, kind=scene.kind, height=int(height), width=int(width), classes=areas,
-                   nodata_pixels=n_nodata, land_pixels=n_land, pixel_size_m=px_m, scene=scene.describe(),
-                   georef=georef.describe() if georef is not None else None)
-        feats = []
-        if georef is not None:
-            poly_ids = [k for k, c in enumerate(classes) if k != 0 and k != land_id]
-            feats = extract_polygons(label, georef, classes, poly_ids, conf=conf, min_area_m2=args.min_area_m2,
-                                     simplify_m=args.simplify_m,
-                                     extra=dict(scene=name, config=args.config,
-                                                checkpoint_sha256=settings['checkpoint_sha256']))
-            outputs['geojson'] = f'polygons/{name}.geojson'
-            outputs['gpkg'] = f'polygons/{name}.gpkg'
-            for key, driver in (('geojson', 'GeoJSON'), ('gpkg', 'GPKG')):
-                _write(osp.join(args.out_dir, outputs[key]), lambda p, d=driver: write_vectors(feats, p, d, name))
-            rec['polygons'] = {classes[k]: dict(
-                count=sum(f['properties']['class'] == classes[k] for f in feats),
-                area_km2=sum(f['properties']['area_m2'] for f in feats if f['properties']['class'] == classes[k]) / 1e6)
-                for k in poly_ids}
-        outputs['quicklook'] = f'quicklooks/{name}.png'
-        ql = quicklook(scene, label, palette, feats, classes)
+        with ExitStack() as stack, warnings.catch_warnings():
+            warnings.simplefilter('ignore', NotGeoreferencedWarning)
+            label = stack.enter_context(rasterio.open(osp.join(args.out_dir, outputs['mask'])))
+            _write_overlay(args, outputs, scene, label, palette, tags)
+            valid_total = max(int(counts[:NODATA].sum()), 1)
+            px_m = georef.pixel_size_m() if georef is not None else args.pixel_size_m
+            areas = {}
+            for k, cname in enumerate(classes):
+                areas[cname] = dict(pixels=int(counts[k]), fraction=float(counts[k]) / valid_total)
+                if px_m is not None:
+                    areas[cname]['km2'] = float(counts[k]) * px_m ** 2 / 1e6
+            rec = dict(path=path, kind=scene.kind, height=int(height), width=int(width), classes=areas,
+                       nodata_pixels=found['n_nodata'], land_pixels=found['n_land'], pixel_size_m=px_m,
+                       scene=scene.describe(), georef=georef.describe() if georef is not None else None)
+            feats = []
+            if georef is not None:
+                regions = stack.enter_context(rasterio.open(regions_path))
+                conf = stack.enter_context(rasterio.open(conf_path))
+                feats = extract_polygons(regions, georef, classes, poly_ids, conf=conf,
+                                         min_area_m2=args.min_area_m2, simplify_m=args.simplify_m,
+                                         extra=dict(scene=name, config=args.config,
+                                                    checkpoint_sha256=settings['checkpoint_sha256']))
+                outputs['geojson'] = f'polygons/{name}.geojson'
+                outputs['gpkg'] = f'polygons/{name}.gpkg'
+                for key, driver in (('geojson', 'GeoJSON'), ('gpkg', 'GPKG')):
+                    _write(osp.join(args.out_dir, outputs[key]),
+                           lambda p, d=driver: write_vectors(feats, p, d, name))
+                rec['polygons'] = {classes[k]: dict(
+                    count=sum(f['properties']['class'] == classes[k] for f in feats),
+                    area_km2=sum(f['properties']['area_m2'] for f in feats
+                                 if f['properties']['class'] == classes[k]) / 1e6)
+                    for k in poly_ids}
+            outputs['quicklook'] = f'quicklooks/{name}.png'
+            ql = quicklook(scene, label, palette, feats, classes)
         _write(osp.join(args.out_dir, outputs['quicklook']), lambda p: _imwrite(p, ql))
         rec['outputs'] = outputs
         return rec
     finally:
         scene.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _write_overlay(args, outputs, scene, label, palette, tags):

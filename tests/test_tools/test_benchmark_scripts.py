@@ -90,3 +90,18 @@ def test_flop_count_traces_mambavision():
             backbone(x)  # fills the scan's scratch buffers, which the trace must not write into
             flops = FlopAnalyzer(backbone, (x, )).total()
         assert flops > 0
+
+
+def test_bench_scene_inference(tmp_path):
+    """The whole-scene benchmark: a small georeferenced scene through tools/inference.py in a child process; its
+    wall time and peak RSS are reported, and the outputs (class map, polygons, quicklook) are there."""
+    out = _run(['tools/benchmarks/bench_scene_inference.py', '--configs', 'configs/saross/sos_alos_tiny_cpu.py',
+                '--size', '300', '420', '--tile', '128', '128', '--threads', '1', '--work-dir', str(tmp_path)])
+    (row, ) = [line for line in out.splitlines() if line.startswith('| `configs/saross/sos_alos_tiny_cpu.py`')]
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[1:4] == ['300x420', '128x128', '1']
+    seconds, peak_mb = float(cells[4]), float(cells[5])
+    assert _sane(seconds) and 100 < peak_mb < 4000  # a Python with torch and GDAL; a small scene
+    res = tmp_path / 'out_sos_alos_tiny_cpu'
+    for sub in ('masks', 'polygons', 'quicklooks'):
+        assert os.listdir(res / sub), sub

@@ -93,6 +93,36 @@ def test_polygon_areas_utm_equal_pixel_counts_times_pixel_area():
         sum(len(shapely.get_coordinates(f['geometry'])) for f in big)
 
 
+def test_polygons_from_a_raster_on_disk_equal_those_from_the_array(tmp_path):
+    """The whole-scene tool polygonises a scratch GeoTIFF (the reported classes, 0 elsewhere) line by line from
+    disk, with the confidence read region by region: the same features as from arrays in memory."""
+    from types import SimpleNamespace
+
+    from projects.sar_oilspill.geo.writers import BandWriter
+    lab = _blobs(60, 80, seed=5)
+    lab[0:5, 0:7] = 4  # land, not reported
+    conf = np.random.default_rng(2).integers(1, 256, lab.shape).astype(np.uint8)
+    g = Georef(60, 80, UTM, transform=UTM_T)
+    want = extract_polygons(lab, g, CLASSES, [1, 3], conf=conf, simplify_m=12)
+    assert len(want) > 5 and {f['properties']['class'] for f in want} == {'oil_spill', 'ship'}
+    scene = SimpleNamespace(height=60, width=80, georef=None)
+    keep = np.where(np.isin(lab, [1, 3]), lab, 0).astype(np.uint8)
+    for name, arr in (('regions.tif', keep), ('conf.tif', conf)):
+        with BandWriter(str(tmp_path / name), scene, georef=False) as w:
+            for y in range(0, 60, 16):  # in blocks, as predict_tiled writes
+                for x in range(0, 80, 24):
+                    w[slice(y, min(y + 16, 60)), slice(x, min(x + 24, 80))] = arr[y:y + 16, x:x + 24]
+    with rasterio.open(tmp_path / 'regions.tif') as r, rasterio.open(tmp_path / 'conf.tif') as c:
+        assert np.array_equal(r.read(1), keep)
+        got = extract_polygons(r, g, CLASSES, [1, 3], conf=c, simplify_m=12)
+        with pytest.raises(ValueError, match='class 0'):
+            extract_polygons(r, g, CLASSES, [0, 1])
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a['properties'] == b['properties']
+        assert a['geometry'].equals_exact(b['geometry'], 0) and a['pixel_geometry'].equals(b['pixel_geometry'])
+
+
 def _cell_areas(lon_edges, lat_edges):
     geod = Geod(ellps='WGS84')
     out = np.zeros((len(lat_edges) - 1, len(lon_edges) - 1))
@@ -245,6 +275,11 @@ def test_cli_geotiffs_each_dtype_roundtrip_areas_land_nodata(checkpoint, tmp_pat
             & (props['max_confidence'] <= 1)).all()
     gmeta, _, ggeoms, _ = pyogrio.raw.read(osp.join(out, 'polygons', name + '.gpkg'))
     assert len(ggeoms) == len(geoms)
+    # streamed from disk, the same features as from the class map in memory (confidence aside: not kept here)
+    ref = extract_polygons(mask, Georef(h, w, UTM, transform=UTM_T), CLASSES, [1, 2, 3])
+    assert [f['properties']['area_m2'] for f in ref] == list(props['area_m2'])
+    assert [f['properties']['class'] for f in ref] == list(props['class'])
+    assert not [n for n in os.listdir(out) if n.startswith('.scratch')]  # scratch rasters removed
     assert osp.isfile(osp.join(out, 'quicklooks', name + '.png'))
     with rasterio.open(osp.join(out, 'overlays', name + '.tif')) as o:
         assert o.count == 3 and o.transform == UTM_T
@@ -262,6 +297,7 @@ def test_cli_geotiffs_each_dtype_roundtrip_areas_land_nodata(checkpoint, tmp_pat
     assert diff.mean() < 0.01  # float32 linear -> dB rounding can move a grey level by one
     saved = json.load(open(osp.join(out2, 'summary.json')))
     assert list(saved['failed']) == ['undeclared'] and 'utm_linear' in saved['images']
+    assert not [n for n in os.listdir(out2) if n.startswith('.scratch')]
 
     # resume: the same settings skip, other settings or another checkpoint are refused, --overwrite recomputes
     run = [CONFIG, checkpoint, str(scenes / 'utm_db.tif')] + common[2:] + ['--backscatter', 'db']

@@ -118,6 +118,36 @@ def test_predict_tiled_stitches_every_pixel_once(tile, margin):
         assert shape == (h, w)
 
 
+def test_predict_tiled_into_writers_equals_the_arrays():
+    """label_out / conf_out / probs_out as block writers (as the whole-scene tool passes GeoTIFF writers): the same
+    values as the arrays, each pixel written once, the label before the probabilities and the confidence."""
+    from projects.sar_oilspill.apis import predict_tiled
+    image = np.random.default_rng(1).integers(0, 256, (37, 45, 3), dtype=np.uint8)
+    conf = np.zeros((37, 45), np.uint8)
+    label = predict_tiled(None, image, (16, 20), 4, conf_out=conf, predict_fn=_pointwise)
+    order = []
+
+    class Writer:
+        def __init__(self, name, shape):
+            self.name, self.shape = name, shape
+            self.data, self.hits = np.zeros(shape, np.float32), np.zeros(shape[-2:], int)
+
+        def __setitem__(self, key, value):
+            order.append(self.name)
+            self.data[key] = value
+            self.hits[key[-2:]] += 1
+
+    lw, cw, pw = Writer('label', (37, 45)), Writer('conf', (37, 45)), Writer('probs', (5, 37, 45))
+    assert predict_tiled(None, image, (16, 20), 4, label_out=lw, conf_out=cw, probs_out=pw,
+                         predict_fn=_pointwise) is lw
+    assert np.array_equal(lw.data, label) and np.array_equal(cw.data, conf) and (conf == 255).all()
+    assert np.array_equal(pw.data.argmax(0), label)
+    assert all((w.hits == 1).all() for w in (lw, cw, pw))
+    assert order[:3] == ['label', 'probs', 'conf'] and len(order) == 3 * 9
+    with pytest.raises(ValueError, match=r'label_out has shape \(3, 3\)'):
+        predict_tiled(None, image, (16, 20), label_out=np.zeros((3, 3), np.uint8), predict_fn=_pointwise)
+
+
 def test_predict_tiled_real_model_and_cli(synthetic_osd, checkpoint, tmp_path):
     from projects.sar_oilspill.apis import init_segmentor, predict_image, predict_tiled
     images = osp.join(synthetic_osd, 'test', 'images')

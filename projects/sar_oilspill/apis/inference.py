@@ -98,13 +98,15 @@ def predict_image(model, image: np.ndarray, probs: bool = False) -> Dict[str, np
 
 def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), margin: int = 128,
                   probs_out: Optional[np.ndarray] = None, predict_fn=None, conf_out: Optional[np.ndarray] = None,
-                  progress=None) -> np.ndarray:
+                  progress=None, label_out=None):
     """Predict a scene of any size tile by tile, in bounded memory.
 
     The scene is cut into ``tile``-sized blocks; each is predicted (by :func:`predict_image`, so in the model's
     whole or sliding-window mode) together with ``margin`` pixels of context on every side that the scene has, and
-    only the block's own pixels are kept. Memory: one tile with its margins, plus the uint8 class map; the class
-    probabilities go to ``probs_out`` (e.g. a ``numpy.lib.format.open_memmap`` on disk) when given.
+    only the block's own pixels are kept. Memory: one tile with its margins, plus the uint8 class map unless
+    ``label_out`` takes it; the class probabilities go to ``probs_out`` (e.g. a ``numpy.lib.format.open_memmap``
+    on disk) when given. With ``label_out``, ``conf_out`` and ``probs_out`` all writers to disk, nothing of scene
+    size is held in memory.
 
     Args:
         model: From :func:`init_segmentor`.
@@ -121,9 +123,12 @@ def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), 
             probability (the largest softmax value; for a one-channel sigmoid model p or 1 - p) quantised to
             ``round(255 * p)``.
         progress: Optional ``fn(blocks_done, blocks_total)`` called after each block.
+        label_out: Optional target of the uint8 class map instead of a new array: an ``(H, W)`` array, or any
+            object with ``shape`` and ``__setitem__((rows, cols), block)`` (e.g. a GeoTIFF writer). Within a
+            block, ``label_out``, then ``probs_out``, then ``conf_out`` is written.
 
     Returns:
-        np.ndarray: uint8 ``(H, W)`` class map.
+        The uint8 ``(H, W)`` class map: a new array, or ``label_out`` when given.
     """
     th, tw = (int(v) for v in tile)
     if th < 1 or tw < 1 or margin < 0:
@@ -131,13 +136,14 @@ def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), 
     if not (hasattr(image, 'shape') and hasattr(image, '__getitem__')):
         image = np.asarray(image)
     height, width = (int(v) for v in image.shape[:2])
-    if conf_out is not None and tuple(conf_out.shape) != (height, width):
-        raise ValueError(f'predict_tiled: conf_out has shape {tuple(conf_out.shape)}, expected ({height}, {width})')
+    for name, out in (('label_out', label_out), ('conf_out', conf_out)):
+        if out is not None and tuple(out.shape) != (height, width):
+            raise ValueError(f'predict_tiled: {name} has shape {tuple(out.shape)}, expected ({height}, {width})')
     if probs_out is not None and tuple(probs_out.shape[1:]) != (height, width):
         raise ValueError(f'predict_tiled: probs_out has shape {tuple(probs_out.shape)}, expected (K, {height}, '
                          f'{width})')
     predict_fn = predict_fn or predict_image
-    label = np.empty((height, width), np.uint8)
+    label = np.empty((height, width), np.uint8) if label_out is None else label_out
     want_probs = probs_out is not None or conf_out is not None
     total, done = -(-height // th) * -(-width // tw), 0
     for y0 in range(0, height, th):
@@ -150,13 +156,13 @@ def predict_tiled(model, image: np.ndarray, tile: Sequence[int] = (2048, 2048), 
             block = pred['label'][keep]
             if block.max(initial=0) > 255:
                 raise ValueError('predict_tiled: more than 256 classes do not fit the uint8 class map')
-            label[y0:y1, x0:x1] = block
+            label[y0:y1, x0:x1] = block.astype(np.uint8)
             if probs_out is not None:
                 probs_out[:, y0:y1, x0:x1] = pred['probs'][(slice(None), ) + keep]
             if conf_out is not None:
                 p = pred['probs'][(slice(None), ) + keep]
                 p = np.where(block == 1, p[0], 1 - p[0]) if p.shape[0] == 1 else p.max(0)  # sigmoid: P(its class)
-                conf_out[y0:y1, x0:x1] = np.round(p * 255)
+                conf_out[y0:y1, x0:x1] = np.round(p * 255).astype(np.uint8)
             done += 1
             if progress is not None:
                 progress(done, total)

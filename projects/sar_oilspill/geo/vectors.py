@@ -7,17 +7,20 @@ FIELDS = ('class', 'area_m2', 'perimeter_m', 'centroid_lon', 'centroid_lat', 'me
           'pixels', 'scene', 'config', 'checkpoint_sha256')
 
 
-def extract_polygons(label: np.ndarray, georef, classes: Sequence[str], class_ids: Sequence[int],
-                     conf: Optional[np.ndarray] = None, min_area_m2: float = 0.0, simplify_m: float = 0.0,
-                     extra: Optional[Dict] = None) -> List[Dict]:
+def extract_polygons(label, georef, classes: Sequence[str], class_ids: Sequence[int], conf=None,
+                     min_area_m2: float = 0.0, simplify_m: float = 0.0, extra: Optional[Dict] = None) -> List[Dict]:
     """Polygons of the regions of ``class_ids`` in ``label``.
 
     Args:
-        label: uint8 ``(H, W)`` class map (other values, e.g. 255 = nodata, are never reported unless listed).
+        label: uint8 ``(H, W)`` class map (other values, e.g. 255 = nodata, are never reported unless listed): an
+            array, or an open single-band rasterio dataset without georeferencing (pixel coordinates), which is
+            polygonised from disk line by line (GDAL) where it is non-zero, so it should hold 0 outside the
+            regions to report (``class_ids`` may not contain 0 then).
         georef: :class:`~projects.sar_oilspill.geo.georef.Georef` of the scene.
         classes: Class names, indexed by label value.
         class_ids: Label values to report.
-        conf: uint8 ``(H, W)`` confidence ``round(255 * p)`` of each pixel's class (mean/max per region).
+        conf: uint8 ``(H, W)`` confidence ``round(255 * p)`` of each pixel's class (mean/max per region): an
+            array or an open rasterio dataset, read region by region.
         min_area_m2: Regions with a smaller area are dropped (0 keeps all).
         simplify_m: Douglas-Peucker tolerance in metres for the outline (0: exact pixel outlines). Areas,
             perimeters and centroids are always those of the region's pixels.
@@ -27,19 +30,30 @@ def extract_polygons(label: np.ndarray, georef, classes: Sequence[str], class_id
         list of ``dict(geometry=shapely Polygon in EPSG:4326 lon/lat, properties=dict, pixel_geometry=the
         outline in pixel coordinates)``, in raster order.
     """
+    import rasterio
     import rasterio.features
     import shapely
     from affine import Affine
     from shapely.geometry import shape
-    label = np.ascontiguousarray(label)
-    mask = np.isin(label, np.asarray(class_ids, label.dtype))
-    if not mask.any():
-        return []
+    from .writers import read_window
+    if isinstance(label, np.ndarray):
+        source = label = np.ascontiguousarray(label)
+        mask = np.isin(label, np.asarray(class_ids, label.dtype))
+        if not mask.any():
+            return []
+    else:
+        if 0 in class_ids:
+            raise ValueError('extract_polygons: a raster dataset is polygonised where it is non-zero, so class 0 '
+                             'cannot be reported from one')
+        source = mask = rasterio.band(label, 1)
+    wanted = {int(k) for k in class_ids}
     px_m = georef.pixel_size_m()
     px_area = px_m * px_m
     tol_px = float(simplify_m) / px_m if simplify_m else 0.0
     feats = []
-    for geom, value in rasterio.features.shapes(label, mask=mask, connectivity=4, transform=Affine.identity()):
+    for geom, value in rasterio.features.shapes(source, mask=mask, connectivity=4, transform=Affine.identity()):
+        if int(value) not in wanted:
+            continue
         g = shape(geom)
         npix = g.area  # pixel-space area: the region's pixel count (holes excluded)
         if min_area_m2 and npix * px_area < 0.5 * min_area_m2:  # pixel areas vary far less than 2x in a scene
@@ -59,7 +73,7 @@ def extract_polygons(label: np.ndarray, georef, classes: Sequence[str], class_id
             x0, y0, x1, y1 = (int(v) for v in g.bounds)
             inside = rasterio.features.rasterize([(geom, 1)], out_shape=(y1 - y0, x1 - x0),
                                                  transform=Affine.translation(x0, y0), dtype=np.uint8) > 0
-            vals = conf[y0:y1, x0:x1][inside].astype(np.float64) / 255.0
+            vals = read_window(conf, y0, y1, x0, x1)[inside].astype(np.float64) / 255.0
             props['mean_confidence'] = float(vals.mean()) if vals.size else None
             props['max_confidence'] = float(vals.max()) if vals.size else None
         else:
