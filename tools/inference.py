@@ -16,7 +16,7 @@ the background and land, with area, perimeter, centroid and confidence) and ``qu
 Settings and the checkpoint's SHA-256 are kept in ``run.json``: a re-run into the same folder with others is
 refused (``--overwrite`` recomputes everything). A scene that fails is recorded in ``summary.json`` under
 ``failed``; the others go on and the run exits non-zero listing the failures. Memory does not grow with the scene:
-one ``--tile`` block (default 2048 x 2048, with ``--tile-margin`` context) is in the model at a time, its class
+one ``--tile`` block (default 1024 x 1024, with ``--tile-margin`` context) is in the model at a time, its class
 map, confidence and probabilities go straight to GeoTIFFs, and the polygons, overlay and quicklook are made from
 those files (scratch files under ``<out-dir>/.scratch-<name>``, removed at the end). Smaller ``--tile`` blocks use
 less memory at the cost of more margin computation.
@@ -53,7 +53,8 @@ os.environ.setdefault('GDAL_CACHEMAX', '256')
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 RASTER_EXTS = ('.tif', '.tiff')
-DEFAULT_GEO_TILE = (2048, 2048)
+#: Blocks of raster scenes: 1024 x 1024 keeps both SAROSS-Net sizes under 4 GB on a whole IW scene (README, Results).
+DEFAULT_GEO_TILE = (1024, 1024)
 #: Settings that change what is written; a re-run into a folder written with other values is refused.
 KEY_SETTINGS = ('slide', 'stride', 'tile', 'tile_margin', 'pixel_size_m', 'backscatter', 'db_range', 'polarisation',
                 'band', 'land_mask', 'min_area_m2', 'simplify_m')
@@ -71,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--stride', type=int, nargs=2, metavar=('H', 'W'), help='sliding-window stride (default 2/3)')
     p.add_argument('--tile', type=int, nargs=2, metavar=('H', 'W'),
                    help='predict the scene block by block (bounded memory for whole satellite scenes; each block '
-                   'with --tile-margin pixels of context, probabilities written to disk as they come)')
+                   'with --tile-margin pixels of context, probabilities written to disk as they come; raster scenes: '
+                   f'default {DEFAULT_GEO_TILE[0]} {DEFAULT_GEO_TILE[1]}, larger blocks take more memory)')
     p.add_argument('--tile-margin', type=int, default=128, help='context pixels around each --tile block')
     p.add_argument('--pixel-size-m', type=float, help='ground pixel size in metres (areas in km²)')
     p.add_argument('--opacity', type=float, default=0.5)

@@ -9,9 +9,7 @@ _base_ = ['../baselines/unet_osd.py', '../_base_/models/dakd_losses.py']
 model = dict(
     type='SoftLabelEncoderDecoder',
     data_preprocessor=dict(type='SoftLabelSegDataPreProcessor'),
-    # hard labels only; averaged over labelled pixels so soft-only samples do not dilute it
-    auxiliary_head=dict(loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4,
-                                         avg_non_ignore=True)),
+    auxiliary_head=dict(loss_decode={{_base_.dakd_aux_loss_decode}}),
     decode_head=dict(loss_decode={{_base_.dakd_loss_decode}}))
 train_dataloader = dict(
     dataset=dict(

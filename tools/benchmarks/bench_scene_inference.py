@@ -7,7 +7,7 @@ resident memory (``ru_maxrss`` of the child). Example (the README's figures)::
 
     python tools/benchmarks/bench_scene_inference.py \
         --configs configs/saross/sos_alos_tiny_cpu.py configs/saross/sos_alos.py --size 25000 17000 \
-        --tile 2048 2048 --threads 2
+        --tile 1024 1024 --threads 2
 
 Any further inference options go after ``--``, e.g. ``-- --save-probs --slide 512 512``.
 """
@@ -51,7 +51,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--configs', nargs='+', default=['configs/saross/sos_alos_tiny_cpu.py'])
     p.add_argument('--size', type=int, nargs=2, default=[25000, 17000], metavar=('H', 'W'))
-    p.add_argument('--tile', type=int, nargs=2, default=[2048, 2048], metavar=('H', 'W'))
+    p.add_argument('--tile', type=int, nargs=2, default=[1024, 1024], metavar=('H', 'W'),
+                   help='block size passed to tools/inference.py (default 1024 1024, its default for raster scenes)')
     p.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument('--work-dir', help='keep the scene and outputs here (default: a temporary folder)')
     p.add_argument('extra', nargs=argparse.REMAINDER, help='options passed on to tools/inference.py (after --)')

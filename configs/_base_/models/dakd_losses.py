@@ -11,3 +11,8 @@ dakd_loss_decode = [
     dict(type='KDLoss', temperature=2.0, loss_weight=1.0),
     dict(type='SoftDiceLoss', use_generalised_weights=True, loss_weight=1.0),
 ]
+
+# The auxiliary heads of the stock models (UNet's and DeepLabV3+'s FCNHead, loss weight 0.4 as in their baseline
+# configs): CE on hard labels only, averaged over labelled pixels so soft-only samples do not dilute it. Used through
+# auxiliary_head=dict(loss_decode={{_base_.dakd_aux_loss_decode}}).
+dakd_aux_loss_decode = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4, avg_non_ignore=True)
