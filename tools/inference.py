@@ -429,6 +429,8 @@ class _SceneSink:
 
 
 class _ConfSink:
+    """The ``conf_out`` of a :class:`_SceneSink`: nodata confidence 0, land 255 (models with a land class) or 0."""
+
     def __init__(self, sink, writer):
         self.sink, self.writer, self.shape = sink, writer, sink.shape
 
