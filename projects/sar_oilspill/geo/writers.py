@@ -96,14 +96,6 @@ class ClassMapWriter(BandWriter):
         self.dst.set_band_description(1, 'class index')
 
 
-def write_class_map(path: str, label: np.ndarray, scene, classes: Sequence[str], palette, tags: Dict) -> None:
-    """A class map held in memory, written as :class:`ClassMapWriter` writes it."""
-    with ClassMapWriter(path, scene, classes, palette, tags) as dst:
-        for y in range(0, label.shape[0], STRIP_ROWS):
-            y1 = min(y + STRIP_ROWS, label.shape[0])
-            dst[slice(y, y1), slice(0, label.shape[1])] = label[y:y1]
-
-
 class ProbsWriter(BandWriter):
     """``probs_out`` of :func:`~projects.sar_oilspill.apis.predict_tiled` into a K-band uint8 GeoTIFF
     (``round(255 * p)``; band scale 1/255 gives p)."""
