@@ -49,6 +49,7 @@ MODELS = {
 }
 VARIANTS = ('real', 'dakd')
 TEACHER_CONFIG = 'configs/sar_jointnet/sos_alos_tiny_cpu.py'
+REAL_CROP_MARGIN = 8.0  # logit of the labelled class of the --daug-source real-crops control (softmax at T=2: 0.98)
 STUDENT_CROP = 256  # SOS tiles
 METRIC_KEYS = ('mIoU', 'IoU.oil_spill', 'IoU.background', 'mF1', 'aAcc')
 
@@ -85,6 +86,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='DAKDDataset synthetic.tile_uses_per_epoch (default: one synthetic input per generated '
                         'tile: n*n with n x n mosaics, 1.0 without)')
     g = p.add_argument_group('teacher (SAR-JointNet tiny; run once)')
+    g.add_argument('--daug-source', choices=['jointnet', 'real-crops'], default='jointnet',
+                   help="what the DAKD students get as D_aug: 'jointnet', the teacher's generated tiles; "
+                        "'real-crops', the control: --gen-samples crops of --gen-size of the train-part tiles with "
+                        "their own labels as near one-hot logits (tools/dataset_tools/real_to_daug.py; no teacher "
+                        "is trained), what a generator that reproduced its training set exactly would give")
     g.add_argument('--teacher-iters', type=int, nargs=3, default=[300, 300, 300], metavar=('S1', 'S2', 'S3'),
                    help='iterations of the 3 training stages')
     g.add_argument('--teacher-crop', type=int, default=64, help='training crop of SAR-JointNet')
@@ -246,6 +252,33 @@ def teacher_settings(a, split: Dict) -> Dict:
                 num_train=split['num_train'], stage_iters=list(a.teacher_iters), crop=a.teacher_crop,
                 batch=a.teacher_batch, lr=a.teacher_lr, seed=a.teacher_seed, gen_size=a.gen_size,
                 gen_steps=a.gen_steps, gen_samples=a.gen_samples or split['num_train'], gen_batch=a.gen_batch)
+
+
+def run_real_crops(a, work_dir: str, split: Dict) -> Dict:
+    """The control D_aug: crops of the train-part tiles with their own labels (tools/dataset_tools/real_to_daug.py)."""
+    settings = dict(source='real_crops', config=TEACHER_CONFIG, sensor=a.sensor, data_root=osp.abspath(a.data_root),
+                    split=split_cfg(a, 'train'), num_train=split['num_train'], seed=a.teacher_seed,
+                    margin=REAL_CROP_MARGIN, gen_size=a.gen_size, gen_samples=a.gen_samples or split['num_train'])
+    out = osp.join(work_dir, 'real_crops.json')
+    done = same_settings(out, settings)
+    if done is not None:
+        print(f'[real crops] done before ({out}), skipped')
+        return done
+    rdir = osp.join(work_dir, 'real_crops')
+    daug = osp.join(rdir, f'daug_{a.gen_size}px_seed{a.teacher_seed}')
+    shutil.rmtree(daug, ignore_errors=True)  # written again from scratch: a few seconds
+    os.makedirs(rdir, exist_ok=True)
+    n = settings['gen_samples']
+    print(f'[real crops] {n} crops of {a.gen_size}x{a.gen_size} of the train part with their labels ...', flush=True)
+    seconds = run_tool('tools/dataset_tools/real_to_daug.py', [
+        TEACHER_CONFIG, '--out-dir', daug, '--num-samples', str(n), '--size', str(a.gen_size), '--seed',
+        str(a.teacher_seed), '--margin', str(REAL_CROP_MARGIN),
+        *cfg_options(dataset_opts('train_dataloader.dataset', data_paths(a)['train'], split_cfg(a, 'train')))],
+        log_path=osp.join(rdir, 'real_crops.log'))
+    result = dict(settings=settings, daug_dir=daug, num_tiles=n, cpu_times_s=dict(real_crops_s=round(seconds, 1)),
+                  total_s=round(seconds, 1))
+    write_json_atomic(result, out)
+    return result
 
 
 def run_teacher(a, work_dir: str, split: Dict) -> Dict:
@@ -414,14 +447,14 @@ def run_generation_quality(a, work_dir: str, teacher: Dict, runs: List[Dict]) ->
     if done is not None:
         print(f'[generation quality] done before ({out}), skipped')
         return done
-    raw = osp.join(work_dir, 'teacher', 'eval_generation.json')
+    raw = osp.join(osp.dirname(teacher['daug_dir']), 'eval_generation.json')
     args = [teacher['daug_dir'], '--real-root', osp.join(osp.abspath(a.data_root), 'train', a.sensor),
             '--real-type', 'sos', '--real-list', osp.join(work_dir, 'split', 'train.txt'), '--out', raw]
     if seg is not None:
         args += ['--seg-config', seg['config'], '--seg-checkpoint', seg['best_checkpoint']]
     print('[generation quality] D_aug vs the train part ...', flush=True)
-    seconds = run_tool('tools/analysis/eval_generation.py', args, log_path=osp.join(work_dir, 'teacher',
-                                                                                        'eval_generation.log'))
+    seconds = run_tool('tools/analysis/eval_generation.py', args,
+                       log_path=osp.join(osp.dirname(teacher['daug_dir']), 'eval_generation.log'))
     res = load_json(raw)
     result = dict(settings=settings, results=res, wall_s=round(seconds, 1))
     write_json_atomic(result, out)
@@ -448,12 +481,14 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
              '| model | training data | seeds | best val mIoU | best iteration | test mIoU | IoU oil | IoU background '
              '| mF1 | aAcc | wall time per run |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
+    control = teacher is not None and teacher['settings'].get('source') == 'real_crops'
     cells = {}
     for r in runs:
         cells.setdefault((r['settings']['model'], r['settings']['variant']), []).append(r)
     for (model, variant), rs in cells.items():
         m = lambda k: mean_std([r['test_metrics'].get(k) for r in rs])  # noqa: E731
-        data = 'real + D_aug (DAKD)' if variant == 'dakd' else 'real only'
+        data = ('real only' if variant == 'real' else 'real + real crops (DAKD control)' if control
+                else 'real + D_aug (DAKD)')
         lines.append(f'| {model} | {data} | {len(rs)} | {mean_std([r["best_val_mIoU"] for r in rs])} | '
                      f'{mean_std([float(r["best_iter"]) for r in rs]).replace(".00", "")} | {m("mIoU")} | '
                      f'{m("IoU.oil_spill")} | {m("IoU.background")} | {m("mF1")} | {m("aAcc")} | '
@@ -471,7 +506,13 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
         lines += ['', 'DAKD minus real only (paired by seed; mean ± std of the per-seed differences):', '',
                   '| model | seeds | Δ test mIoU | Δ test IoU oil | Δ best val mIoU |', '|---|---|---|---|---|',
                   *diffs]
-    if teacher is not None:
+    if control:
+        ts = teacher['settings']
+        lines += ['', f'D_aug control (no teacher): {teacher["num_tiles"]} crops of {ts["gen_size"]}x{ts["gen_size"]} '
+                  f'of the train-part tiles with their own labels as logits (margin {ts["margin"]}), '
+                  f'tools/dataset_tools/real_to_daug.py; KD temperature {a.kd_temperature}; '
+                  f'{fmt_min(teacher["total_s"])}.']
+    elif teacher is not None:
         ts = teacher['settings']
         lines += ['', f'Teacher (once, shared by every DAKD student): b = {teacher["balancing_factor"]:.4f} on the '
                   f'train part; SAR-JointNet tiny {"+".join(map(str, ts["stage_iters"]))} iterations on '
@@ -503,7 +544,10 @@ def main(argv=None) -> None:
     write_json_atomic(split, osp.join(work_dir, 'split', 'split.json'))
     print(f'split: {split["num_train"]} train / {split["num_val"]} val / {split["num_test"]} test '
           f'({osp.join(work_dir, "split")})')
-    teacher = run_teacher(a, work_dir, split) if 'dakd' in a.variants else None
+    teacher = None
+    if 'dakd' in a.variants:
+        teacher = run_real_crops(a, work_dir, split) if a.daug_source == 'real-crops' else run_teacher(a, work_dir,
+                                                                                                          split)
     runs = []
     for seed in a.seeds:
         for model in a.models:
@@ -513,7 +557,8 @@ def main(argv=None) -> None:
     text = summarise(a, split, runs, teacher, quality)
     with open(osp.join(work_dir, 'summary.md'), 'w') as f:
         f.write(text)
-    write_json_atomic(dict(split=split, runs=[r['name'] for r in runs], teacher=teacher and 'teacher.json',
+    teacher_json = teacher and ('real_crops.json' if a.daug_source == 'real-crops' else 'teacher.json')
+    write_json_atomic(dict(split=split, runs=[r['name'] for r in runs], teacher=teacher_json,
                            generation_quality=quality and 'generation_quality.json', markdown=text),
                       osp.join(work_dir, 'summary.json'))
     print('\n' + text)
