@@ -157,9 +157,10 @@ def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
     assert manifest['complete'] and len(manifest['samples']) == 5 and manifest['size'] == [64, 64]
     train_ids = set(open(work / 'split' / 'train.txt').read().split())
     assert all(osp.basename(s['tile'])[:-len('_sat.jpg')] in train_ids for s in manifest['samples'])
-    run = json.load(open(work / 'runs' / 'saross_tiny_dakd_seed0.json'))
+    run = json.load(open(work / 'runs' / 'saross_tiny_dakd-realcrops_seed0.json'))  # beside the study's own runs
+    assert not (work / 'runs' / 'saross_tiny_dakd_seed0.json').exists()
     assert run['settings']['teacher'] == control['settings'] and run['settings']['mosaic'] == 4
-    quality = json.load(open(work / 'generation_quality.json'))
+    quality = json.load(open(work / 'generation_quality_real_crops.json'))
     assert quality['results']['num_gen'] == 5 and quality['results']['num_real'] == 392
     assert 'label_consistency' not in quality['results'] or not quality['results']['label_consistency']
     summary = open(work / 'summary.md').read()

@@ -7,6 +7,8 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
 * teacher (once, shared by all DAKD students; its CPU time reported apart): balancing factor ``b`` on the train
   part (tools/compute_balancing_factor.py), SAR-JointNet tiny on the train part (configs/sar_jointnet/
   sos_alos_tiny_cpu.py, tools/train.py), D_aug generation (tools/generate_daug.py);
+* or, with ``--daug-source real-crops``, no teacher but the control D_aug: crops of the train-part tiles with their
+  own labels (tools/dataset_tools/real_to_daug.py), what a generator that reproduced its training set would give;
 * students: ``--iters`` iterations x ``--batch`` (256x256 tiles), the same AdamW + warm-up + poly schedule for
   real-only and DAKD, validation on the val part every ``--val-interval`` iterations, the best-val-mIoU checkpoint
   kept (tools/train.py) and evaluated once on the test tiles (tools/test.py). By default the real-only student has
@@ -16,12 +18,14 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
 * generation quality (tools/analysis/eval_generation.py): speckle histogram JS / W1 and ENL of D_aug vs the train
   part, label-image consistency with the first model's real-only student (first seed).
 
-Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run), ``teacher.json``,
-``generation_quality.json``, ``summary.md`` / ``summary.json`` (mean +- std over seeds, DAKD minus real-only per
-model, paired by seed). Resumable: a run whose JSON exists with the same settings is skipped; so are the teacher
-steps and the generation-quality evaluation.
+Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run; the control's DAKD runs
+``<model>_dakd-realcrops_seed<k>``), ``teacher.json`` (the control: ``real_crops.json``),
+``generation_quality.json`` (``generation_quality_real_crops.json``), ``summary.md`` / ``summary.json`` (mean +- std
+over seeds, DAKD minus real-only per model, paired by seed). Resumable: a run whose JSON exists with the same
+settings is skipped; so are the teacher steps and the generation-quality evaluation.
 
     python tools/benchmarks/dakd_study.py --data-root ../shared/data/sos_mini --seeds 0 1 2
+    python tools/benchmarks/dakd_study.py --data-root ../shared/data/sos_mini --daug-source real-crops  # control
 """
 import argparse
 import glob
@@ -397,7 +401,9 @@ def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
 
 def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Dict,
                 teacher: Optional[Dict]) -> Dict:
-    name = f'{model}_{variant}_seed{seed}'
+    control = variant == 'dakd' and teacher['settings'].get('source') == 'real_crops'
+    # the control's runs have their own name, so the study and its control can share a work-dir (and real-only runs)
+    name = f'{model}_{"dakd-realcrops" if control else variant}_seed{seed}'
     out = osp.join(work_dir, 'runs', f'{name}.json')
     settings = student_settings(a, model, variant, seed, teacher)
     done = same_settings(out, settings)
@@ -438,11 +444,16 @@ def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Di
 # ----------------------------------------------------------------------------------------------------------------
 # generation quality and summary
 
+def quality_json(teacher: Dict) -> str:
+    return ('generation_quality_real_crops.json' if teacher['settings'].get('source') == 'real_crops'
+            else 'generation_quality.json')
+
+
 def run_generation_quality(a, work_dir: str, teacher: Dict, runs: List[Dict]) -> Optional[Dict]:
     seg = next((r for r in runs if r['settings']['variant'] == 'real'), None)
     settings = dict(teacher=teacher['settings'], segmentor=seg and seg['name'],
                     segmentor_checkpoint=seg and seg['best_checkpoint'])
-    out = osp.join(work_dir, 'generation_quality.json')
+    out = osp.join(work_dir, quality_json(teacher))
     done = same_settings(out, settings)
     if done is not None:
         print(f'[generation quality] done before ({out}), skipped')
@@ -559,7 +570,7 @@ def main(argv=None) -> None:
         f.write(text)
     teacher_json = teacher and ('real_crops.json' if a.daug_source == 'real-crops' else 'teacher.json')
     write_json_atomic(dict(split=split, runs=[r['name'] for r in runs], teacher=teacher_json,
-                           generation_quality=quality and 'generation_quality.json', markdown=text),
+                           generation_quality=quality and quality_json(teacher), markdown=text),
                       osp.join(work_dir, 'summary.json'))
     print('\n' + text)
     print(f'study wall time (this invocation): {fmt_min(time.time() - t0)}; outputs in {work_dir}')
