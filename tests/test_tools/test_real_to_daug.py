@@ -42,7 +42,6 @@ def test_crops_match_their_tiles_and_labels(sos_mini, tmp_path):
     all_ids = sorted(f[:-len('_sat.jpg')] for f in os.listdir(osp.join(sos_mini, 'train', 'palsar'))
                      if f.endswith('_sat.jpg'))
     val_ids = set(split_ids(all_ids, 0.1, 0)[1])
-    oil = 0
     for s in manifest['samples']:
         tile_id = osp.basename(s['tile'])[:-len('_sat.jpg')]
         assert tile_id not in val_ids  # never a validation tile
@@ -59,7 +58,6 @@ def test_crops_match_their_tiles_and_labels(sos_mini, tmp_path):
         np.testing.assert_array_equal(logits.argmax(0), ref_lab)
         np.testing.assert_array_equal(logits.max(0), 5.0)  # the margin on the labelled class ...
         np.testing.assert_array_equal(logits.min(0), 0.0)  # ... and 0 on the other
-        oil += int(ref_lab.sum())
     assert len({s['tile'] for s in manifest['samples']}) > 1
 
     # D_aug readers take it as they take generated tiles

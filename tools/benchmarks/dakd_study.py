@@ -285,6 +285,11 @@ def run_real_crops(a, work_dir: str, split: Dict) -> Dict:
     return result
 
 
+def is_control(teacher: Optional[Dict]) -> bool:
+    """True for the D_aug of the real-crop control (:func:`run_real_crops`), False for a teacher's or none."""
+    return teacher is not None and teacher['settings'].get('source') == 'real_crops'
+
+
 def run_teacher(a, work_dir: str, split: Dict) -> Dict:
     settings = teacher_settings(a, split)
     out = osp.join(work_dir, 'teacher.json')
@@ -401,7 +406,7 @@ def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
 
 def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Dict,
                 teacher: Optional[Dict]) -> Dict:
-    control = variant == 'dakd' and teacher['settings'].get('source') == 'real_crops'
+    control = variant == 'dakd' and is_control(teacher)
     # the control's runs have their own name, so the study and its control can share a work-dir (and real-only runs)
     name = f'{model}_{"dakd-realcrops" if control else variant}_seed{seed}'
     out = osp.join(work_dir, 'runs', f'{name}.json')
@@ -445,8 +450,7 @@ def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Di
 # generation quality and summary
 
 def quality_json(teacher: Dict) -> str:
-    return ('generation_quality_real_crops.json' if teacher['settings'].get('source') == 'real_crops'
-            else 'generation_quality.json')
+    return 'generation_quality_real_crops.json' if is_control(teacher) else 'generation_quality.json'
 
 
 def run_generation_quality(a, work_dir: str, teacher: Dict, runs: List[Dict]) -> Optional[Dict]:
@@ -492,7 +496,7 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
              '| model | training data | seeds | best val mIoU | best iteration | test mIoU | IoU oil | IoU background '
              '| mF1 | aAcc | wall time per run |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
-    control = teacher is not None and teacher['settings'].get('source') == 'real_crops'
+    control = is_control(teacher)
     cells = {}
     for r in runs:
         cells.setdefault((r['settings']['model'], r['settings']['variant']), []).append(r)
@@ -557,8 +561,8 @@ def main(argv=None) -> None:
           f'({osp.join(work_dir, "split")})')
     teacher = None
     if 'dakd' in a.variants:
-        teacher = run_real_crops(a, work_dir, split) if a.daug_source == 'real-crops' else run_teacher(a, work_dir,
-                                                                                                          split)
+        make_daug = run_real_crops if a.daug_source == 'real-crops' else run_teacher
+        teacher = make_daug(a, work_dir, split)
     runs = []
     for seed in a.seeds:
         for model in a.models:
@@ -568,7 +572,7 @@ def main(argv=None) -> None:
     text = summarise(a, split, runs, teacher, quality)
     with open(osp.join(work_dir, 'summary.md'), 'w') as f:
         f.write(text)
-    teacher_json = teacher and ('real_crops.json' if a.daug_source == 'real-crops' else 'teacher.json')
+    teacher_json = teacher and ('real_crops.json' if is_control(teacher) else 'teacher.json')
     write_json_atomic(dict(split=split, runs=[r['name'] for r in runs], teacher=teacher_json,
                            generation_quality=quality and quality_json(teacher), markdown=text),
                       osp.join(work_dir, 'summary.json'))

@@ -12,7 +12,6 @@ Examples:
     # then, in a config: dataset=dict(ann_file='splits/palsar/val.txt', ...)   (relative to data_root)
 """
 import argparse
-import copy
 import os.path as osp
 import sys
 
@@ -26,6 +25,7 @@ from mmseg.utils import register_all_modules  # noqa: E402
 
 from projects.sar_oilspill.datasets.val_split import sample_id, split_ids, write_id_list  # noqa: E402
 from projects.sar_oilspill.utils.atomic import write_json_atomic  # noqa: E402
+from projects.sar_oilspill.utils.cli import real_train_dataset_cfg  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -46,9 +46,7 @@ def main(argv=None) -> int:
         cfg = Config.fromfile(a.config)
         if a.cfg_options:
             cfg.merge_from_dict(a.cfg_options)
-        ds = copy.deepcopy(cfg.train_dataloader.dataset)
-        if ds.get('type') == 'DAKDDataset':
-            ds = ds['real']
+        ds = real_train_dataset_cfg(cfg)
     elif a.type and a.root and a.img_dir:
         ds = dict(type=a.type, data_root=a.root,
                   data_prefix=dict(img_path=a.img_dir, seg_map_path=a.seg_dir or a.img_dir))

@@ -19,7 +19,6 @@ Example (the training part of the SOS-ALOS split of a config)::
         --num-samples 360 --size 64 --cfg-options train_dataloader.dataset.data_root=../shared/data/sos_mini
 """
 import argparse
-import copy
 import os.path as osp
 import sys
 
@@ -34,6 +33,7 @@ from mmseg.registry import DATASETS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
 from projects.sar_oilspill.datasets.daug import DAugFolder  # noqa: E402
+from projects.sar_oilspill.utils.cli import real_train_dataset_cfg  # noqa: E402
 
 SETTING_KEYS = ('source', 'config', 'dataset', 'num_samples', 'size', 'seed', 'margin', 'classes', 'num_classes')
 
@@ -59,9 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_dataset(cfg: Config):
-    ds = copy.deepcopy(cfg.train_dataloader.dataset)
-    if ds.get('type') == 'DAKDDataset':
-        ds = ds['real']
+    ds = real_train_dataset_cfg(cfg)
     ds['pipeline'] = [t for t in ds.get('pipeline', []) if str(t.get('type', '')).startswith('Load')]
     if not ds['pipeline']:
         raise ValueError(f'{cfg.filename}: train_dataloader.dataset.pipeline has no Load* transform to read the '

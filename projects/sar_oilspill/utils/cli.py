@@ -1,5 +1,6 @@
 """Config handling shared by the command-line tools (train, test, generation)."""
 import argparse
+import copy
 import os
 import os.path as osp
 from typing import Optional
@@ -7,6 +8,12 @@ from typing import Optional
 from mmengine.config import Config, DictAction
 
 from .atomic import write_json_atomic  # noqa: F401  (its former home; tools import it from here)
+
+
+def real_train_dataset_cfg(cfg: Config) -> dict:
+    """A copy of ``cfg.train_dataloader.dataset``, or of its real part (``real``) for a ``DAKDDataset``."""
+    ds = copy.deepcopy(cfg.train_dataloader.dataset)
+    return ds['real'] if ds.get('type') == 'DAKDDataset' else ds
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
