@@ -140,6 +140,43 @@ def test_summary_means_over_seeds_and_paired_differences():
     assert '360 train / 40 val' in text and '100 test tiles' in text
 
 
+def test_summary_pairs_the_teacher_with_the_control_in_the_same_work_dir(tmp_path):
+    """Where a teacher's study and its real-crop control share a work-dir, each summary pairs the two D_aug by seed
+    (teacher minus control), only for runs with the same student settings."""
+    study = _load_study()
+    a = study.parse_args(['--data-root', 'x', '--models', 'saross_tiny', '--seeds', '0', '1', '2'])
+    split = dict(num_train=360, num_val=40, num_test=100, num_train_total=400)
+    teacher = dict(settings=dict(config='t.py', stage_iters=[1, 1, 1], crop=64, batch=4, gen_size=64, gen_steps=20),
+                   num_tiles=360, balancing_factor=0.43,
+                   cpu_times_s={}, total_s=0.0)
+    crops = dict(settings=dict(source='real_crops', config='t.py', margin=8.0, gen_size=64), num_tiles=360,
+                 total_s=0.0)
+
+    def run(source, seed, miou, oil, val, iters=1000):
+        name = f'saross_tiny_{"dakd-realcrops" if source is crops else "dakd"}_seed{seed}'
+        metrics = {'mIoU': miou, 'IoU.oil_spill': oil, 'IoU.background': 90.0, 'mF1': 80.0, 'aAcc': 95.0}
+        return dict(name=name, settings=dict(model='saross_tiny', variant='dakd', seed=seed, iters=iters,
+                                             teacher=source['settings']),
+                    test_metrics=metrics, best_val_mIoU=val, best_iter=1000, wall_s=600.0)
+
+    os.makedirs(tmp_path / 'runs')
+    control_runs = [run(crops, 0, 77.0, 64.0, 83.0), run(crops, 1, 78.0, 65.0, 83.5),
+                    run(crops, 2, 70.0, 60.0, 80.0, iters=500)]  # seed 2: another schedule, not paired
+    for r in control_runs:
+        json.dump(r, open(tmp_path / 'runs' / f'{r["name"]}.json', 'w'))
+    teacher_runs = [run(teacher, 0, 75.5, 62.0, 82.5), run(teacher, 1, 76.0, 62.5, 82.0),
+                    run(teacher, 2, 76.0, 62.0, 82.0)]
+    text = study.summarise(a, split, teacher_runs, teacher, None, str(tmp_path))
+    # teacher minus control: seeds 0, 1 only; mIoU -1.5, -2.0; oil -2.0, -2.5; val -0.5, -1.5
+    assert "The teacher's D_aug minus the real-crop control" in text
+    assert '| saross_tiny | 2 | -1.75 ± 0.35 | -2.25 ± 0.35 | -1.00 ± 0.71 |' in text
+    for r in teacher_runs:
+        json.dump(r, open(tmp_path / 'runs' / f'{r["name"]}.json', 'w'))
+    text = study.summarise(a, split, control_runs, crops, None, str(tmp_path))  # the control's own summary
+    assert '| saross_tiny | 2 | -1.75 ± 0.35 | -2.25 ± 0.35 | -1.00 ± 0.71 |' in text
+    assert 'minus the real-crop control' not in study.summarise(a, split, teacher_runs, teacher, None)  # no work-dir
+
+
 def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
     """--daug-source real-crops: no teacher is trained; the DAKD student gets crops of the train part instead."""
     monkeypatch.setenv('OMP_NUM_THREADS', '1')

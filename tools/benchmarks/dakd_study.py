@@ -21,7 +21,8 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
 Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run; the control's DAKD runs
 ``<model>_dakd-realcrops_seed<k>``), ``teacher.json`` (the control: ``real_crops.json``),
 ``generation_quality.json`` (``generation_quality_real_crops.json``), ``summary.md`` / ``summary.json`` (mean +- std
-over seeds, DAKD minus real-only per model, paired by seed). Resumable: a run whose JSON exists with the same
+over seeds, DAKD minus real-only per model, paired by seed; where the study and its control share the work-dir,
+also the teacher's D_aug minus the control, paired by seed). Resumable: a run whose JSON exists with the same
 settings is skipped; so are the teacher steps and the generation-quality evaluation.
 
     python tools/benchmarks/dakd_study.py --data-root ../shared/data/sos_mini --seeds 0 1 2
@@ -485,7 +486,49 @@ def mean_std(values: List[float]) -> str:
     return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
 
 
-def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality: Optional[Dict]) -> str:
+def paired_rows(models: List[str], minuend: Dict, subtrahend: Dict) -> List[str]:
+    """Markdown rows of ``minuend`` minus ``subtrahend`` per model, paired by seed (both ``{model: {seed: run}}``):
+    test mIoU, test oil IoU and best validation mIoU, mean +- std of the per-seed differences."""
+    rows = []
+    for model in models:
+        x, y = minuend.get(model, {}), subtrahend.get(model, {})
+        seeds = sorted(set(x) & set(y))
+        if seeds:
+            d = lambda k: mean_std([x[s]['test_metrics'][k] - y[s]['test_metrics'][k] for s in seeds])  # noqa
+            dv = mean_std([x[s]['best_val_mIoU'] - y[s]['best_val_mIoU'] for s in seeds])
+            rows.append(f'| {model} | {len(seeds)} | {d("mIoU")} | {d("IoU.oil_spill")} | {dv} |')
+    return rows
+
+
+def student_only(settings: Dict) -> Dict:
+    """A DAKD run's settings without its D_aug's (JSON-normalised): equal for a teacher's run and the control's run
+    of the same student, seed and schedule."""
+    return {k: v for k, v in json.loads(json.dumps(settings)).items() if k != 'teacher'}
+
+
+def counterpart_runs(work_dir: str, runs: List[Dict], control: bool) -> Dict:
+    """The other D_aug's DAKD runs in ``work_dir`` for this invocation's DAKD runs, ``{model: {seed: run}}``: for a
+    teacher's study the real-crop control's (``<model>_dakd-realcrops_seed<k>.json``), for the control the
+    teacher's (``<model>_dakd_seed<k>.json``); only those trained with the same student settings (model, seed, data,
+    schedule, losses, mosaic, mix) but for the D_aug itself."""
+    found = {}
+    for r in runs:
+        s = r['settings']
+        if s['variant'] != 'dakd':
+            continue
+        name = f'{s["model"]}_{"dakd" if control else "dakd-realcrops"}_seed{s["seed"]}'
+        other = load_json(osp.join(work_dir, 'runs', f'{name}.json'))
+        if (other is not None and student_only(other['settings']) == student_only(s)
+                and is_control(dict(settings=other['settings']['teacher'])) != control):
+            found.setdefault(s['model'], {})[s['seed']] = other
+    return found
+
+
+def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality: Optional[Dict],
+              work_dir: Optional[str] = None) -> str:
+    """The study's markdown summary. With ``work_dir``, the DAKD runs of the other D_aug source found there (the
+    control's for a teacher's study and the other way round) are paired with this one's by seed: generated D_aug
+    minus the control, the yardstick of the generator."""
     lines = [f'## DAKD study: SOS {a.sensor}, {a.iters} iterations x batch {a.batch}, AdamW lr {a.lr} '
              f'(warm-up {a.warmup} + poly), best of validations every {a.val_interval} iterations',
              '',
@@ -508,19 +551,19 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
                      f'{mean_std([float(r["best_iter"]) for r in rs]).replace(".00", "")} | {m("mIoU")} | '
                      f'{m("IoU.oil_spill")} | {m("IoU.background")} | {m("mF1")} | {m("aAcc")} | '
                      f'{fmt_min(statistics.mean(r["wall_s"] for r in rs))} |')
-    diffs = []
-    for model in a.models:
-        real = {r['settings']['seed']: r for r in cells.get((model, 'real'), [])}
-        dakd = {r['settings']['seed']: r for r in cells.get((model, 'dakd'), [])}
-        seeds = sorted(set(real) & set(dakd))
-        if seeds:
-            d = lambda k: mean_std([dakd[s]['test_metrics'][k] - real[s]['test_metrics'][k] for s in seeds])  # noqa
-            dv = mean_std([dakd[s]['best_val_mIoU'] - real[s]['best_val_mIoU'] for s in seeds])
-            diffs.append(f'| {model} | {len(seeds)} | {d("mIoU")} | {d("IoU.oil_spill")} | {dv} |')
+    by_seed = lambda v: {m: {r['settings']['seed']: r for r in cells.get((m, v), [])} for m in a.models}  # noqa
+    diffs = paired_rows(a.models, by_seed('dakd'), by_seed('real'))
+    header = ['| model | seeds | Δ test mIoU | Δ test IoU oil | Δ best val mIoU |', '|---|---|---|---|---|']
     if diffs:
         lines += ['', 'DAKD minus real only (paired by seed; mean ± std of the per-seed differences):', '',
-                  '| model | seeds | Δ test mIoU | Δ test IoU oil | Δ best val mIoU |', '|---|---|---|---|---|',
-                  *diffs]
+                  *header, *diffs]
+    if work_dir is not None and teacher is not None:
+        other = counterpart_runs(work_dir, runs, control)
+        generated, crops = (other, by_seed('dakd')) if control else (by_seed('dakd'), other)
+        rows = paired_rows(a.models, generated, crops)
+        if rows:
+            lines += ['', "The teacher's D_aug minus the real-crop control (paired by seed; the other D_aug's runs "
+                      'found in this work-dir, same student settings):', '', *header, *rows]
     if control:
         ts = teacher['settings']
         lines += ['', f'D_aug control (no teacher): {teacher["num_tiles"]} crops of {ts["gen_size"]}x{ts["gen_size"]} '
@@ -569,7 +612,7 @@ def main(argv=None) -> None:
             for variant in a.variants:
                 runs.append(run_student(a, work_dir, model, variant, seed, split, teacher))
     quality = run_generation_quality(a, work_dir, teacher, runs) if teacher is not None else None
-    text = summarise(a, split, runs, teacher, quality)
+    text = summarise(a, split, runs, teacher, quality, work_dir)
     with open(osp.join(work_dir, 'summary.md'), 'w') as f:
         f.write(text)
     teacher_json = teacher and ('real_crops.json' if is_control(teacher) else 'teacher.json')
