@@ -93,6 +93,13 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert {p: osp.getmtime(p) for p in stamps} == stamps
     assert open(work / 'summary.md').read() == summary
 
+    # an invocation without a real-only student cannot judge label consistency: it keeps the evaluation that did
+    study.main(argv + ['--variants', 'dakd'])
+    out = capsys.readouterr().out
+    assert '[generation quality] done before' in out
+    assert osp.getmtime(work / 'generation_quality.json') == stamps[work / 'generation_quality.json']
+    assert 'label-image consistency (saross_tiny_real_seed0)' in open(work / 'summary.md').read()
+
     # other generation settings keep the trained teacher (not retrained) and generate into their own folder
     ckpt = teacher['checkpoint']
     ckpt_stamp = osp.getmtime(ckpt)
@@ -104,6 +111,9 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert osp.getmtime(ckpt) == ckpt_stamp and 'jointnet_train_s' not in teacher2['cpu_times_s']
     assert teacher2['daug_dir'] != teacher['daug_dir'] and osp.isdir(teacher['daug_dir'])
     assert teacher2['daug_dir'].endswith('daug_64px_2steps')
+    quality2 = json.load(open(work / 'generation_quality.json'))  # another D_aug: evaluated again, no segmentor
+    assert quality2['settings']['teacher'] == teacher2['settings'] and quality2['settings']['segmentor'] is None
+    assert not quality2['results'].get('label_consistency')
 
 
 def test_study_refuses_bad_arguments(capsys, tmp_path):

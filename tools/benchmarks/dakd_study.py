@@ -16,7 +16,8 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
   inactive on real tiles), so the difference is the generated data alone (``--real-only-loss config``: the
   baseline config's own loss, e.g. SegFormer's plain CE);
 * generation quality (tools/analysis/eval_generation.py): speckle histogram JS / W1 and ENL of D_aug vs the train
-  part, label-image consistency with the first model's real-only student (first seed).
+  part, label-image consistency with the first model's real-only student (first seed); an invocation without a
+  real-only student keeps an earlier evaluation of the same D_aug.
 
 Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run; the control's DAKD runs
 ``<model>_dakd-realcrops_seed<k>``), ``teacher.json`` (the control: ``real_crops.json``),
@@ -405,11 +406,16 @@ def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
     return write_config(osp.join(run_dir, 'config.py'), base, body), opts
 
 
+def run_name(model: str, variant: str, seed: int, control: bool) -> str:
+    """A student run's name in ``<work-dir>/runs``: ``<model>_<real|dakd|dakd-realcrops>_seed<k>``. The control's
+    DAKD runs (``control``: the D_aug is the real-crop control's) have their own name, so that a teacher's study and
+    its control can share a work-dir and its real-only runs."""
+    return f'{model}_{"dakd-realcrops" if variant == "dakd" and control else variant}_seed{seed}'
+
+
 def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Dict,
                 teacher: Optional[Dict]) -> Dict:
-    control = variant == 'dakd' and is_control(teacher)
-    # the control's runs have their own name, so the study and its control can share a work-dir (and real-only runs)
-    name = f'{model}_{"dakd-realcrops" if control else variant}_seed{seed}'
+    name = run_name(model, variant, seed, is_control(teacher))
     out = osp.join(work_dir, 'runs', f'{name}.json')
     settings = student_settings(a, model, variant, seed, teacher)
     done = same_settings(out, settings)
@@ -460,6 +466,12 @@ def run_generation_quality(a, work_dir: str, teacher: Dict, runs: List[Dict]) ->
                     segmentor_checkpoint=seg and seg['best_checkpoint'])
     out = osp.join(work_dir, quality_json(teacher))
     done = same_settings(out, settings)
+    if done is None and seg is None:
+        # an invocation without a real-only student (e.g. --variants dakd) cannot judge label consistency: it keeps
+        # an earlier evaluation of the same D_aug that could (judged by another invocation's real-only student)
+        old = load_json(out)
+        if old is not None and old.get('settings', {}).get('teacher') == json.loads(json.dumps(teacher['settings'])):
+            done = old
     if done is not None:
         print(f'[generation quality] done before ({out}), skipped')
         return done
@@ -516,8 +528,7 @@ def counterpart_runs(work_dir: str, runs: List[Dict], control: bool) -> Dict:
         s = r['settings']
         if s['variant'] != 'dakd':
             continue
-        name = f'{s["model"]}_{"dakd" if control else "dakd-realcrops"}_seed{s["seed"]}'
-        other = load_json(osp.join(work_dir, 'runs', f'{name}.json'))
+        other = load_json(osp.join(work_dir, 'runs', f'{run_name(s["model"], "dakd", s["seed"], not control)}.json'))
         if (other is not None and student_only(other['settings']) == student_only(s)
                 and is_control(dict(settings=other['settings']['teacher'])) != control):
             found.setdefault(s['model'], {})[s['seed']] = other
