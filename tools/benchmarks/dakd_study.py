@@ -200,10 +200,16 @@ def load_json(path: str) -> Optional[Dict]:
         return None
 
 
+def as_json(value):
+    """``value`` as it reads back from a JSON file (tuples become lists, int keys strings): for comparing settings
+    with those stored in a JSON."""
+    return json.loads(json.dumps(value))
+
+
 def same_settings(path: str, settings: Dict) -> Optional[Dict]:
     """The JSON at ``path`` if it exists and was produced with ``settings`` (JSON-normalised)."""
     old = load_json(path)
-    if old is not None and old.get('settings') == json.loads(json.dumps(settings)):
+    if old is not None and old.get('settings') == as_json(settings):
         return old
     return None
 
@@ -304,7 +310,7 @@ def run_teacher(a, work_dir: str, split: Dict) -> Dict:
     # into their own folder (daug_<size>px_<steps>steps); other training settings start again
     train_keys = [k for k in settings if not k.startswith('gen_')]
     old = load_json(osp.join(tdir, 'settings.json')) or {}
-    if any(old.get(k) != json.loads(json.dumps(settings[k])) for k in train_keys):
+    if any(old.get(k) != as_json(settings[k]) for k in train_keys):
         shutil.rmtree(tdir, ignore_errors=True)
     os.makedirs(tdir, exist_ok=True)
     write_json_atomic(settings, osp.join(tdir, 'settings.json'))
@@ -470,7 +476,7 @@ def run_generation_quality(a, work_dir: str, teacher: Dict, runs: List[Dict]) ->
         # an invocation without a real-only student (e.g. --variants dakd) cannot judge label consistency: it keeps
         # an earlier evaluation of the same D_aug that could (judged by another invocation's real-only student)
         old = load_json(out)
-        if old is not None and old.get('settings', {}).get('teacher') == json.loads(json.dumps(teacher['settings'])):
+        if old is not None and old.get('settings', {}).get('teacher') == as_json(teacher['settings']):
             done = old
     if done is not None:
         print(f'[generation quality] done before ({out}), skipped')
@@ -515,7 +521,7 @@ def paired_rows(models: List[str], minuend: Dict, subtrahend: Dict) -> List[str]
 def student_only(settings: Dict) -> Dict:
     """A DAKD run's settings without its D_aug's (JSON-normalised): equal for a teacher's run and the control's run
     of the same student, seed and schedule."""
-    return {k: v for k, v in json.loads(json.dumps(settings)).items() if k != 'teacher'}
+    return {k: v for k, v in as_json(settings).items() if k != 'teacher'}
 
 
 def counterpart_runs(work_dir: str, runs: List[Dict], control: bool) -> Dict:
