@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mmseg.registry import DATASETS
 
-from projects.sar_oilspill.datasets.val_split import check_split, read_id_list, split_ids
+from projects.sar_oilspill.datasets.val_split import check_split, read_id_list, split_ids, train_subset
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
@@ -49,7 +49,9 @@ def test_split_ids_is_fixed_disjoint_and_complete():
 @pytest.mark.parametrize('split, match', [
     (dict(part='test'), 'split.part'), (dict(part='val', fraction=1.0), 'fraction'),
     (dict(part='val', fraction=0), 'fraction'), (dict(part='val', seed='0'), 'seed'),
-    (dict(part='val', frac=0.1), 'unknown keys'), ('val', 'expected dict')])
+    (dict(part='val', frac=0.1), 'unknown keys'), ('val', 'expected dict'),
+    (dict(part='train', train_size=0), 'train_size'), (dict(part='train', train_size=2.5), 'train_size'),
+    (dict(part='train', train_size=True), 'train_size'), (dict(part='val', train_size=10), "part='train' only")])
 def test_bad_split_arguments_are_refused(split, match):
     with pytest.raises((ValueError, TypeError), match=match):
         check_split(split)
@@ -73,6 +75,37 @@ def test_dataset_split_on_synthetic_sos(tmp_path):
     assert val.split_info == dict(part='val', fraction=0.25, seed=3, num_total=20, num_train=15, num_val=5)
     exp_train, exp_val = split_ids(names, 0.25, seed=3)
     assert _ids(val) == sorted(f'{n}_sat.jpg' for n in exp_val)
+
+
+def test_train_subset_is_the_head_of_the_split_order_and_nested():
+    import hashlib
+    train, _ = split_ids([f'{i:05d}' for i in range(50)], 0.1, seed=0)
+    # independent reference: the ids of the training part ordered by hand by sha256("0:<id>")
+    by_hand = sorted(train, key=lambda i: hashlib.sha256(f'0:{i}'.encode()).hexdigest())
+    assert train_subset(train, 12, seed=0) == sorted(by_hand[:12])
+    small, large = set(train_subset(train, 5)), set(train_subset(train, 20))
+    assert len(small) == 5 and small < large < set(train)
+    shuffled = train[:]
+    random.Random(2).shuffle(shuffled)
+    assert train_subset(shuffled, 12) == train_subset(train, 12)
+    assert train_subset(train, len(train)) == sorted(train)
+    with pytest.raises(ValueError, match='train_size=46 but the training part holds 45'):
+        train_subset(train, 46)
+
+
+def test_dataset_train_size_budget(tmp_path):
+    names = [f'{i}' for i in range(20)]
+    _write_sos(tmp_path, names)
+    split = dict(part='train', fraction=0.25, seed=3)
+    train = _sos(tmp_path, split=split)
+    budget = _sos(tmp_path, split=dict(split, train_size=6))
+    val = _sos(tmp_path, split=dict(part='val', fraction=0.25, seed=3))
+    assert len(budget) == 6 and set(_ids(budget)) < set(_ids(train)) and not set(_ids(budget)) & set(_ids(val))
+    exp_train, _ = split_ids(names, 0.25, seed=3)
+    assert _ids(budget) == sorted(f'{n}_sat.jpg' for n in train_subset(exp_train, 6, seed=3))
+    assert budget.split_info == dict(split, train_size=6, num_total=20, num_train=6, num_val=5, num_train_part=15)
+    with pytest.raises(ValueError, match=r"SOSDataset: split=.*train_size=16 but the training part holds 15"):
+        _sos(tmp_path, split=dict(split, train_size=16))
 
 
 def test_dataset_split_on_osd_layout(synthetic_osd):

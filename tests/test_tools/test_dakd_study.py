@@ -188,28 +188,34 @@ def test_summary_pairs_the_teacher_with_the_control_in_the_same_work_dir(tmp_pat
 
 
 def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
-    """--daug-source real-crops: no teacher is trained; the DAKD student gets crops of the train part instead."""
+    """--daug-source real-crops: no teacher is trained; the DAKD student gets crops of the train part instead.
+    With a labelled-data budget (--train-size): the crops, the student and the quality figures use only those tiles."""
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     study = _load_study()
     work = tmp_path / 'study'
     study.main(['--data-root', sos_mini, '--test-root', _small_test_root(sos_mini, tmp_path / 'test_root', n=2),
                 '--models', 'saross_tiny', '--variants', 'dakd', '--seeds', '0', '--iters', '1', '--val-interval', '1',
                 '--batch', '2', '--val-fraction', '0.02', '--num-workers', '0', '--gen-samples', '5',
-                '--daug-source', 'real-crops', '--work-dir', str(work)])
+                '--daug-source', 'real-crops', '--train-size', '20', '--work-dir', str(work)])
     out = capsys.readouterr().out
+    split = json.load(open(work / 'split' / 'split.json'))
+    assert split['num_train'] == 20 and split['num_val'] == 8 and split['train_size'] == 20
     assert not (work / 'teacher').exists() and not (work / 'teacher.json').exists()
     control = json.load(open(work / 'real_crops.json'))
     assert control['settings']['source'] == 'real_crops' and control['num_tiles'] == 5
     manifest = json.load(open(osp.join(control['daug_dir'], 'manifest.json')))
     assert manifest['complete'] and len(manifest['samples']) == 5 and manifest['size'] == [64, 64]
     train_ids = set(open(work / 'split' / 'train.txt').read().split())
+    assert len(train_ids) == 20 and not train_ids & set(open(work / 'split' / 'val.txt').read().split())
     assert all(osp.basename(s['tile'])[:-len('_sat.jpg')] in train_ids for s in manifest['samples'])
     run = json.load(open(work / 'runs' / 'saross_tiny_dakd-realcrops_seed0.json'))  # beside the study's own runs
     assert not (work / 'runs' / 'saross_tiny_dakd_seed0.json').exists()
     assert run['settings']['teacher'] == control['settings'] and run['settings']['mosaic'] == 4
+    assert run['split_sizes']['train'] == 20 and run['settings']['split']['train_size'] == 20
+    assert control['settings']['split']['train_size'] == 20
     quality = json.load(open(work / 'generation_quality_real_crops.json'))
-    assert quality['results']['num_gen'] == 5 and quality['results']['num_real'] == 392
+    assert quality['results']['num_gen'] == 5 and quality['results']['num_real'] == 20
     assert 'label_consistency' not in quality['results'] or not quality['results']['label_consistency']
     summary = open(work / 'summary.md').read()
     assert summary in out and '| saross_tiny | real + real crops (DAKD control) | 1 |' in summary
-    assert 'D_aug control (no teacher): 5 crops of 64x64' in summary and 'Teacher (once' not in summary
+    assert 'D_aug control (no teacher): 5 crops of 64x64' in summary and '--train-size 20' in summary and 'Teacher (once' not in summary

@@ -4,6 +4,8 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
 
 * split: a deterministic validation part of the training tiles (``--val-fraction``, ``--split-seed``; the same ids
   on every machine, projects/sar_oilspill/datasets/val_split.py), written to ``<work-dir>/split/{train,val,test}.txt``;
+  ``--train-size N`` keeps N tiles of the training part (a labelled-data budget: the teacher, the control and the
+  students all see only those; the validation and test tiles stay the same);
 * teacher (once, shared by all DAKD students; its CPU time reported apart): balancing factor ``b`` on the train
   part (tools/compute_balancing_factor.py), SAR-JointNet tiny on the train part (configs/sar_jointnet/
   sos_alos_tiny_cpu.py, tools/train.py), D_aug generation (tools/generate_daug.py);
@@ -77,6 +79,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group('split')
     g.add_argument('--val-fraction', type=float, default=0.1, help='share of the training tiles used for validation')
     g.add_argument('--split-seed', type=int, default=0, help='seed of the split (fixed across training seeds)')
+    g.add_argument('--train-size', type=int, default=None,
+                   help='labelled-data budget: keep this many tiles of the training part (the first in the split '
+                        'order; the teacher, the control and the students all see only these; the validation and '
+                        'test tiles are unchanged) (default: the whole training part)')
     g = p.add_argument_group('students (the same for real-only and DAKD)')
     g.add_argument('--iters', type=int, default=1000, help='training iterations per student')
     g.add_argument('--batch', type=int, default=8, help='batch size of the students')
@@ -123,6 +129,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f'--gen-samples must be >= 1, got {a.gen_samples}')
     if not 0 < a.val_fraction < 1:
         p.error(f'--val-fraction {a.val_fraction}: expected a number strictly between 0 and 1')
+    if a.train_size is not None and a.train_size < 1:
+        p.error(f'--train-size must be >= 1, got {a.train_size}')
     if len(set(a.seeds)) != len(a.seeds):
         p.error(f'--seeds {a.seeds}: repeated seeds')
     return a
@@ -139,7 +147,10 @@ def data_paths(a) -> Dict[str, Dict[str, str]]:
 
 
 def split_cfg(a, part: str) -> Dict:
-    return dict(part=part, fraction=a.val_fraction, seed=a.split_seed)
+    cfg = dict(part=part, fraction=a.val_fraction, seed=a.split_seed)
+    if part == 'train' and a.train_size is not None:  # only when set: earlier runs' settings stay the same
+        cfg['train_size'] = a.train_size
+    return cfg
 
 
 def dataset_opts(key: str, paths: Dict[str, str], split: Optional[Dict], num_workers: Optional[int] = None,
@@ -178,11 +189,15 @@ def make_split(a, out_dir: str) -> Dict:
         ids[part] = sorted(sample_id(ds.get_data_info(i)['img_path'], img_dir, ds.img_suffix)
                            for i in range(len(ds)))
     train, val, test, all_ids = (set(ids[k]) for k in ('train', 'val', 'test', 'all'))
-    if train & val or train | val != all_ids:
-        raise RuntimeError(f'split of {a.data_root}: train and val parts overlap or do not cover the training set')
+    complete = train | val == all_ids if a.train_size is None else (train | val <= all_ids
+                                                                     and len(train) == a.train_size)
+    if train & val or not complete:
+        raise RuntimeError(f'split of {a.data_root}: train and val parts overlap or do not cover the training set'
+                           + ('' if a.train_size is None else f' (or the train part is not {a.train_size} tiles)'))
     for part in ('train', 'val', 'test'):
         write_id_list(ids[part], osp.join(out_dir, f'{part}.txt'))
-    return dict(fraction=a.val_fraction, seed=a.split_seed, num_train=len(train), num_val=len(val),
+    return dict(fraction=a.val_fraction, seed=a.split_seed, train_size=a.train_size, num_train=len(train),
+                num_val=len(val),
                 num_test=len(test), num_train_total=len(all_ids), train_val_disjoint=True,
                 test_names_shared_with_training=len(test & all_ids))
 
@@ -366,11 +381,18 @@ def run_teacher(a, work_dir: str, split: Dict) -> Dict:
 # ----------------------------------------------------------------------------------------------------------------
 # students
 
+def student_split(a) -> Dict:
+    split = dict(fraction=a.val_fraction, seed=a.split_seed)
+    if a.train_size is not None:  # only when set: earlier runs' settings stay the same
+        split['train_size'] = a.train_size
+    return split
+
+
 def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[Dict]) -> Dict:
     s = dict(model=model, variant=variant, seed=seed, config=MODELS[model][1 if variant == 'dakd' else 0],
              real_only_loss=a.real_only_loss if variant == 'real' else None, sensor=a.sensor,
              data_root=osp.abspath(a.data_root), test_root=osp.abspath(a.test_root),
-             split=dict(fraction=a.val_fraction, seed=a.split_seed), iters=a.iters, batch=a.batch, lr=a.lr,
+             split=student_split(a), iters=a.iters, batch=a.batch, lr=a.lr,
              warmup=a.warmup, val_interval=a.val_interval, crop=STUDENT_CROP)
     if variant == 'dakd':
         grid = STUDENT_CROP // a.gen_size
@@ -550,8 +572,9 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
              f'(warm-up {a.warmup} + poly), best of validations every {a.val_interval} iterations',
              '',
              f'Split: {split["num_train"]} train / {split["num_val"]} val (fraction {a.val_fraction}, seed '
-             f'{a.split_seed}) of {split["num_train_total"]} training tiles; {split["num_test"]} test tiles, used once '
-             f'per run. Seeds {a.seeds}; mean ± std over seeds.',
+             f'{a.split_seed}) of {split["num_train_total"]} training tiles'
+             + ('' if a.train_size is None else f' (labelled-data budget --train-size {a.train_size})')
+             + f'; {split["num_test"]} test tiles, used once per run. Seeds {a.seeds}; mean ± std over seeds.',
              '',
              '| model | training data | seeds | best val mIoU | best iteration | test mIoU | IoU oil | IoU background '
              '| mF1 | aAcc | wall time per run |',

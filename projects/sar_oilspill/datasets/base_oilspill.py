@@ -7,7 +7,7 @@ from mmseg.datasets import BaseSegDataset
 
 from .image_io import ImageReadError
 from .label_codecs import LABEL_FORMATS
-from .val_split import check_split, sample_id, split_ids
+from .val_split import check_split, sample_id, split_ids, train_subset
 
 
 class OilSpillBaseDataset(BaseSegDataset):
@@ -23,7 +23,8 @@ class OilSpillBaseDataset(BaseSegDataset):
         split: ``None`` (all samples) or ``dict(part='train'|'val', fraction=0.1, seed=0)``: keep only that part
             of a deterministic train/val split of the listed samples (:mod:`.val_split`; the same ids on every
             machine, the two parts disjoint and together the whole list). ``split_info`` then records the part
-            and the sizes.
+            and the sizes. ``train_size=N`` (part 'train' only) keeps N samples of the training part, a
+            labelled-data budget (:func:`.val_split.train_subset`).
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`.
     """
 
@@ -80,10 +81,15 @@ class OilSpillBaseDataset(BaseSegDataset):
         ids = [sample_id(d['img_path'], img_dir, self.img_suffix) for d in data_list]
         try:
             train, val = split_ids(ids, self.split['fraction'], self.split['seed'])
+            num_train_part = len(train)
+            if self.split.get('train_size') is not None:
+                train = train_subset(train, self.split['train_size'], self.split['seed'])
         except ValueError as e:
             raise ValueError(f'{type(self).__name__}: split={self.split} of {img_dir!r}: {e}') from e
         keep = set(train if self.split['part'] == 'train' else val)
         self.split_info = dict(self.split, num_total=len(ids), num_train=len(train), num_val=len(val))
+        if len(train) != num_train_part:
+            self.split_info['num_train_part'] = num_train_part
         return [d for d, i in zip(data_list, ids) if i in keep]
 
     def prepare_data(self, idx: int):

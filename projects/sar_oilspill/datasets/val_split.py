@@ -12,6 +12,10 @@ From a config, no extra step (``SOSDataset``, ``OSDDataset``, any :class:`OilSpi
                                        split=dict(part='val', fraction=0.1, seed=0)))
 
 or as list files for reading / mmseg's ``ann_file`` (``tools/dataset_tools/make_val_split.py``).
+
+A labelled-data budget: ``split=dict(part='train', fraction=0.1, seed=0, train_size=90)`` keeps the first 90 ids of
+the training part in the same order (the validation part is unchanged, so runs with different budgets are validated
+and tested alike; a smaller budget's ids are a subset of a larger one's).
 """
 import hashlib
 import os
@@ -19,7 +23,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 SPLIT_PARTS = ('train', 'val')
-SPLIT_KEYS = ('part', 'fraction', 'seed')
+SPLIT_KEYS = ('part', 'fraction', 'seed', 'train_size')
 
 
 def check_split(split: Optional[dict]) -> Optional[Dict]:
@@ -41,6 +45,15 @@ def check_split(split: Optional[dict]) -> Optional[Dict]:
     if isinstance(out['seed'], bool) or not isinstance(out['seed'], int):
         raise ValueError(f'split.seed={out["seed"]!r}; expected an integer')
     out['fraction'] = float(fraction)
+    train_size = split.get('train_size')
+    if train_size is not None:
+        if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
+            raise ValueError(f'split.train_size={train_size!r}; expected a positive integer (the number of training '
+                             'samples kept) or None (all of the training part)')
+        if out['part'] != 'train':
+            raise ValueError(f'split.train_size={train_size} with part={out["part"]!r}: a training budget applies to '
+                             "part='train' only (the validation part is the same whatever the budget)")
+        out['train_size'] = train_size
     return out
 
 
@@ -63,6 +76,19 @@ def split_ids(ids: Sequence[str], fraction: float, seed: int = 0) -> Tuple[List[
     ordered = sorted(ids, key=lambda i: (_key(seed, i), i))
     val = set(ordered[:num_val])
     return sorted(i for i in ids if i not in val), sorted(val)
+
+
+def train_subset(train_ids: Sequence[str], train_size: int, seed: int = 0) -> List[str]:
+    """The first ``train_size`` of ``train_ids`` in the split's order (``sha256("<seed>:<id>")``), sorted: a
+    deterministic labelled-data budget, nested (a smaller budget's ids are a subset of a larger one's). Asking for
+    more ids than there are is an error."""
+    ids = [str(i) for i in train_ids]
+    if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
+        raise ValueError(f'train_subset: train_size={train_size!r}; expected a positive integer')
+    if train_size > len(ids):
+        raise ValueError(f'train_subset: train_size={train_size} but the training part holds {len(ids)} samples')
+    ordered = sorted(ids, key=lambda i: (_key(seed, i), i))
+    return sorted(ordered[:train_size])
 
 
 def sample_id(img_path: str, img_dir: str, img_suffix: str) -> str:
