@@ -18,7 +18,8 @@ from projects.sar_oilspill.datasets.synthetic import make_sar_scene
 from projects.sar_oilspill.evaluation import generation_metrics
 from projects.sar_oilspill.evaluation.fid import (InceptionFeatureExtractor, compute_fid_is, feature_statistics,
                                                   frechet_distance, inception_score)
-from projects.sar_oilspill.evaluation.image_sets import list_real_images, load_daug, read_image
+from projects.sar_oilspill.evaluation.image_sets import (class_shares, list_real_images, load_daug, read_image,
+                                                         real_label_maps)
 from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency
 from projects.sar_oilspill.evaluation.speckle_stats import (equivalent_number_of_looks, histogram_distance,
                                                             speckle_statistics)
@@ -233,6 +234,31 @@ def test_real_sos_tiles(sos_mini):
     assert s['real']['enl_mean'] > 0 and 0 <= s['distance']['js'] <= 1
 
 
+def test_real_sos_label_shares(sos_mini):
+    """The real tiles' class shares: SOS masks read by hand (grey >= 128 is oil) against real_label_maps."""
+    root = osp.join(sos_mini, 'train', 'palsar')
+    paths = list_real_images(root, 'auto', max_samples=6)
+    maps = real_label_maps(root, 'auto', paths)
+    hand = [(cv2.imread(p[:-len('_sat.jpg')] + '_mask.png', cv2.IMREAD_GRAYSCALE) >= 128).astype(np.uint8)
+            for p in paths]
+    assert all(np.array_equal(m, h) for m, h in zip(maps, hand))
+    oil = sum(int(h.sum()) for h in hand) / sum(h.size for h in hand)
+    assert class_shares(maps, 2) == pytest.approx([1 - oil, oil], abs=1e-12)
+    assert real_label_maps(root, 'folder', paths) is None  # a plain folder has no labels
+    sat = osp.join(sos_mini, 'test', 'palsar', 'sat')  # test layout: the masks are in gt/ beside sat/
+    paths = list_real_images(sat, 'sos', max_samples=2)
+    hand = [cv2.imread(osp.join(sos_mini, 'test', 'palsar', 'gt', osp.basename(p)[:-len('_sat.jpg')] + '_mask.png'),
+                       cv2.IMREAD_GRAYSCALE) >= 128 for p in paths]
+    assert all(np.array_equal(m, h) for m, h in zip(real_label_maps(sat, 'sos', paths), hand))
+
+
+def test_class_shares_hand_counts():
+    maps = [np.array([[0, 1, 255], [1, 1, 0]]), np.array([[2, 255]])]  # 6 labelled pixels: 2x0, 3x1, 1x2
+    assert class_shares(maps, 3) == pytest.approx([2 / 6, 3 / 6, 1 / 6])
+    with pytest.raises(ValueError, match='class index 3 outside 0..2'):
+        class_shares([np.array([[3]])], 3)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Label-image consistency
 # ------------------------------------------------------------------------------------------------------------
@@ -387,6 +413,18 @@ def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, 
     res = json.loads(out.read_text())
     assert res['fid_is'] is None and res['label_consistency'] is None and res['num_gen'] == 6
     assert res['num_real'] == 12
+    # class shares of the generated labels: argmax and mean softmax of the stored logits, by hand; a folder of
+    # images has no real labels
+    _, samples = load_daug(tiny_daug, 6)
+    logits = np.stack([np.load(s['logits_path']).astype(np.float64) for s in samples])  # (N, K, H, W)
+    argmax = np.bincount(logits.argmax(1).ravel(), minlength=len(OSD_CLASSES)) / logits[:, 0].size
+    prob = torch.softmax(torch.from_numpy(logits), 1).mean((0, 2, 3)).numpy()
+    assert res['label_shares']['generated'] == pytest.approx(argmax.tolist(), abs=1e-12)
+    assert res['label_shares']['generated_mean_prob'] == pytest.approx(prob.tolist(), abs=1e-9)
+    assert res['label_shares']['real'] is None and 'oil_spill pixel share (%)' in text
+    assert tool.main([tiny_daug, '--real-root', real, '--real-type', 'osd', '--out', str(out)]) == 0
+    real_shares = json.loads(out.read_text())['label_shares']['real']  # OSD masks decoded (hand check: SOS test)
+    assert len(real_shares) == len(OSD_CLASSES) and sum(real_shares) == pytest.approx(1.0)
 
     assert tool.main([str(tmp_path / 'nope'), '--real-root', real]) == 2
     err = capsys.readouterr().err

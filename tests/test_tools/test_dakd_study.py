@@ -78,11 +78,16 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert quality['results']['num_real'] == 392  # the train part only
     assert _finite(quality['results']['label_consistency']['mIoU'])
     assert quality['settings']['segmentor'] == 'saross_tiny_real_seed0'
+    shares = quality['results']['label_shares']  # class shares of the generated and the real train-part labels
+    assert len(shares['real']) == 2 and sum(shares['real']) == pytest.approx(1.0) and 0 < shares['real'][1] < 0.5
+    assert sum(shares['generated']) == pytest.approx(1.0)
+    assert 'decoder_act' not in runs['dakd']['settings']  # default: settings as before, earlier work-dirs resume
 
     summary = open(work / 'summary.md').read()
     assert summary in out
     assert '| saross_tiny | real only | 1 |' in summary and '| saross_tiny | real + D_aug (DAKD) | 1 |' in summary
     assert 'DAKD minus real only' in summary and 'Teacher (once' in summary and 'Generation quality' in summary
+    assert 'pixel share of oil_spill' in summary and '% in the generated labels (argmax) vs' in summary
 
     # a re-run skips everything that is finished: nothing is trained or rewritten
     stamps = {p: osp.getmtime(p) for p in (work / 'teacher.json', work / 'generation_quality.json',
@@ -196,7 +201,8 @@ def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
     study.main(['--data-root', sos_mini, '--test-root', _small_test_root(sos_mini, tmp_path / 'test_root', n=2),
                 '--models', 'saross_tiny', '--variants', 'dakd', '--seeds', '0', '--iters', '1', '--val-interval', '1',
                 '--batch', '2', '--val-fraction', '0.02', '--num-workers', '0', '--gen-samples', '5',
-                '--daug-source', 'real-crops', '--train-size', '20', '--work-dir', str(work)])
+                '--daug-source', 'real-crops', '--train-size', '20', '--decoder-act', 'leaky',
+                '--work-dir', str(work)])
     out = capsys.readouterr().out
     split = json.load(open(work / 'split' / 'split.json'))
     assert split['num_train'] == 20 and split['num_val'] == 8 and split['train_size'] == 20
@@ -213,6 +219,11 @@ def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
     assert run['settings']['teacher'] == control['settings'] and run['settings']['mosaic'] == 4
     assert run['split_sizes']['train'] == 20 and run['settings']['split']['train_size'] == 20
     assert control['settings']['split']['train_size'] == 20
+    # --decoder-act leaky: in the run's settings and in the model mmengine built (its config dump in the log)
+    assert run['settings']['decoder_act'] == 'leaky'
+    log = open(work / 'runs' / 'saross_tiny_dakd-realcrops_seed0' / 'run.log').read()
+    assert "act_cfg=dict(negative_slope=0.1, type='LeakyReLU')" in log
+    assert 'Decode head: LeakyReLU (slope 0.1), --decoder-act leaky.' in open(work / 'summary.md').read()
     quality = json.load(open(work / 'generation_quality_real_crops.json'))
     assert quality['results']['num_gen'] == 5 and quality['results']['num_real'] == 20
     assert 'label_consistency' not in quality['results'] or not quality['results']['label_consistency']

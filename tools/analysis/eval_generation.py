@@ -1,4 +1,5 @@
-"""Quality of a generated D_aug set: FID / IS, speckle statistics and label-image consistency.
+"""Quality of a generated D_aug set: FID / IS, speckle statistics, class shares of the labels and label-image
+consistency.
 
 Examples:
     # offline measures only (speckle statistics, histogram distances)
@@ -27,7 +28,8 @@ import numpy as np  # noqa: E402
 
 from projects.sar_oilspill.evaluation.fid import (INCEPTION_FILE, InceptionFeatureExtractor,  # noqa: E402
                                                   compute_fid_is)
-from projects.sar_oilspill.evaluation.image_sets import list_real_images, load_daug, read_image  # noqa: E402
+from projects.sar_oilspill.evaluation.image_sets import (class_shares, list_real_images, load_daug,  # noqa: E402
+                                                         read_image, real_label_maps)
 from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency  # noqa: E402
 from projects.sar_oilspill.evaluation.speckle_stats import speckle_statistics  # noqa: E402
 from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits  # noqa: E402
@@ -132,6 +134,12 @@ def format_table(results: Dict) -> str:
                        ('enl_mean', 'ENL (mean over images)'), ('enl_median', 'ENL (median over images)')):
         fmt = (lambda v: str(v)) if key == 'num_images' else (lambda v: f'{v:.3f}')
         table.add_row([label, fmt(sp['real'][key]), fmt(sp['gen'][key])])
+    shares = results.get('label_shares')
+    if shares:
+        for k, name in enumerate(results['classes']):
+            real = shares['real'][k] if shares['real'] else None
+            table.add_row([f'{name} pixel share (%)', 'n/a' if real is None else f'{100 * real:.2f}',
+                           f'{100 * shares["generated"][k]:.2f}'])
     lines = [table.get_string()]
     table = PrettyTable(['measure', 'value'])
     table.align = 'l'
@@ -154,6 +162,23 @@ def format_table(results: Dict) -> str:
         table.add_row(['label-image consistency', 'skipped (no --seg-config / --seg-checkpoint)'])
     lines.append(table.get_string())
     return '\n'.join(lines)
+
+
+def label_shares(samples: List[Dict[str, str]], num_classes: int, real_root: str, real_type: str,
+                 real_paths: List[str]) -> Dict:
+    """Class shares of the labelled pixels: the generated labels (argmax of the logits; also the mean softmax
+    probability), and the real tiles' labels (None for a folder of images without labels). A generator whose
+    labels hold far less of a class than the real set pulls the student's prior for that class down."""
+    counts = np.zeros(num_classes, np.int64)
+    prob = np.zeros(num_classes, np.float64)
+    for s in samples:
+        logits = read_daug_logits(s['logits_path'], num_classes).astype(np.float64)  # (K, H, W)
+        counts += np.bincount(logits.argmax(0).ravel(), minlength=num_classes)
+        e = np.exp(logits - logits.max(0, keepdims=True))
+        prob += (e / e.sum(0, keepdims=True)).reshape(num_classes, -1).sum(1)
+    real = real_label_maps(real_root, real_type, real_paths)
+    return dict(generated=(counts / counts.sum()).tolist(), generated_mean_prob=(prob / counts.sum()).tolist(),
+                real=None if real is None else class_shares(real, num_classes))
 
 
 def run(args: argparse.Namespace) -> Dict:
@@ -185,6 +210,7 @@ def run(args: argparse.Namespace) -> Dict:
     results['speckle']['enl_convention'] = (
         f'intensity = grey level^2 (amplitude tiles), window={args.enl_window or "whole image"}, '
         f'homogeneous_fraction={args.enl_fraction}')
+    results['label_shares'] = label_shares(samples, num_classes, args.real_root, args.real_type, real_paths)
     if extractor is not None:
         results['fid_is'] = compute_fid_is(real_images(), gen_images(), extractor, batch_size=args.batch_size)
         results['inception'] = osp.abspath(args.inception)

@@ -18,8 +18,8 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
   inactive on real tiles), so the difference is the generated data alone (``--real-only-loss config``: the
   baseline config's own loss, e.g. SegFormer's plain CE);
 * generation quality (tools/analysis/eval_generation.py): speckle histogram JS / W1 and ENL of D_aug vs the train
-  part, label-image consistency with the first model's real-only student (first seed); an invocation without a
-  real-only student keeps an earlier evaluation of the same D_aug.
+  part, the class shares of the generated labels vs the real ones, label-image consistency with the first model's
+  real-only student (first seed); an invocation without a real-only student keeps an earlier evaluation of the same D_aug.
 
 Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run; the control's DAKD runs
 ``<model>_dakd-realcrops_seed<k>``), ``teacher.json`` (the control: ``real_crops.json``),
@@ -58,6 +58,7 @@ MODELS = {
 VARIANTS = ('real', 'dakd')
 TEACHER_CONFIG = 'configs/sar_jointnet/sos_alos_tiny_cpu.py'
 REAL_CROP_MARGIN = 8.0  # logit of the labelled class of the --daug-source real-crops control (softmax at T=2: 0.98)
+LEAKY_SLOPE = 0.1  # --decoder-act leaky, as configs/saross/synthetic_tiny.py
 STUDENT_CROP = 256  # SOS tiles
 METRIC_KEYS = ('mIoU', 'IoU.oil_spill', 'IoU.background', 'mF1', 'aAcc')
 
@@ -94,6 +95,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="'same': real-only students use the DAKD config's model and losses; 'config': the "
                         "baseline config as it is")
     g.add_argument('--kd-temperature', type=float, default=2.0, help='KD temperature T of the DAKD loss')
+    g.add_argument('--decoder-act', choices=['relu', 'leaky'], default='relu',
+                   help="activation of the students' decode head: 'relu', the configs' as they are; 'leaky', "
+                        "LeakyReLU (slope 0.1), which keeps a gradient where a ReLU stage is dead (see the README on "
+                        "the collapsed seed-2 student). Use a work-dir of its own: runs are named the same")
     g.add_argument('--tile-uses', type=float, default=None,
                    help='DAKDDataset synthetic.tile_uses_per_epoch (default: one synthetic input per generated '
                         'tile: n*n with n x n mosaics, 1.0 without)')
@@ -237,7 +242,8 @@ def write_config(path: str, base: str, body: str) -> str:
 
 
 def schedule_body(a) -> str:
-    """Optimiser, schedule, validation and checkpointing shared by every student."""
+    """Optimiser, schedule, validation and checkpointing shared by every student. The best checkpoint is the one
+    tested; the last one is kept beside it for post-mortems (e.g. of a student that collapsed after its best)."""
     warmup = min(a.warmup, a.iters - 1)
     sched = ([f"dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warmup}), "] if warmup > 0
              else [])
@@ -250,7 +256,7 @@ def schedule_body(a) -> str:
             f"optimizer=dict(type='AdamW', lr={a.lr}, weight_decay=0.01))\n"
             f"param_scheduler = [{''.join(sched)}]\n"
             "default_hooks = dict(logger=dict(interval=" + str(max(1, min(50, a.iters))) + "), "
-            "checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=-1, save_last=False, "
+            "checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=-1, save_last=True, "
             "save_best='mIoU', rule='greater', max_keep_ckpts=1))\n"
             "custom_hooks = [dict(type='NonFiniteLossHook')]\n")
 
@@ -394,6 +400,8 @@ def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[D
              data_root=osp.abspath(a.data_root), test_root=osp.abspath(a.test_root),
              split=student_split(a), iters=a.iters, batch=a.batch, lr=a.lr,
              warmup=a.warmup, val_interval=a.val_interval, crop=STUDENT_CROP)
+    if a.decoder_act != 'relu':  # only when set: earlier runs' settings stay the same
+        s['decoder_act'] = a.decoder_act
     if variant == 'dakd':
         grid = STUDENT_CROP // a.gen_size
         mosaic = grid if grid > 1 else False  # tiles per side of the student's input
@@ -408,6 +416,9 @@ def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
     paths = data_paths(a)
     body = schedule_body(a)
     opts = {'randomness.seed': s['seed']}
+    if s.get('decoder_act') == 'leaky':
+        opts.update({'model.decode_head.act_cfg.type': 'LeakyReLU',
+                     'model.decode_head.act_cfg.negative_slope': LEAKY_SLOPE})
     if s['variant'] == 'dakd':
         base = MODELS[s['model']][1]
         real_key = 'train_dataloader.dataset.real'
@@ -574,7 +585,9 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
              f'Split: {split["num_train"]} train / {split["num_val"]} val (fraction {a.val_fraction}, seed '
              f'{a.split_seed}) of {split["num_train_total"]} training tiles'
              + ('' if a.train_size is None else f' (labelled-data budget --train-size {a.train_size})')
-             + f'; {split["num_test"]} test tiles, used once per run. Seeds {a.seeds}; mean ± std over seeds.',
+             + f'; {split["num_test"]} test tiles, used once per run. Seeds {a.seeds}; mean ± std over seeds.'
+             + ('' if a.decoder_act == 'relu' else f' Decode head: LeakyReLU (slope {LEAKY_SLOPE}), --decoder-act '
+                f'{a.decoder_act}.'),
              '',
              '| model | training data | seeds | best val mIoU | best iteration | test mIoU | IoU oil | IoU background '
              '| mF1 | aAcc | wall time per run |',
@@ -626,6 +639,11 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
                 f'tools/analysis/eval_generation.py): histogram JS {sp["distance"]["js"]:.4f}, '
                 f'W1 {sp["distance"]["w1"]:.2f} grey levels, ENL {sp["gen"]["enl_mean"]:.2f} generated vs '
                 f'{sp["real"]["enl_mean"]:.2f} real')
+        shares = q.get('label_shares')  # absent from evaluations older than the class shares
+        if shares and shares.get('real'):
+            line += '; pixel share of ' + ', '.join(
+                f'{name} {100 * shares["generated"][k]:.2f} % in the generated labels (argmax) vs '
+                f'{100 * shares["real"][k]:.2f} % real' for k, name in enumerate(q['classes']) if k > 0)
         lc = q.get('label_consistency')
         if lc:
             line += (f'; label-image consistency ({quality["settings"]["segmentor"]}) mIoU '

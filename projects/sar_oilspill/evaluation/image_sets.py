@@ -55,6 +55,14 @@ def load_daug(root: str, max_samples: Optional[int] = None) -> Tuple[Dict, List[
     return manifest, samples
 
 
+def _resolve_real_type(root: str, real_type: str) -> str:
+    """``'auto'`` -> ``'sos'`` when ``*_sat.jpg`` files exist under ``root``, else ``'folder'``."""
+    if real_type != 'auto':
+        return real_type
+    found = any(f.endswith('_sat.jpg') for _, _, files in os.walk(root) for f in files)
+    return 'sos' if found else 'folder'
+
+
 def list_real_images(root: str, real_type: str = 'auto', max_samples: Optional[int] = None) -> List[str]:
     """Image files of a real set, in name order.
 
@@ -68,9 +76,7 @@ def list_real_images(root: str, real_type: str = 'auto', max_samples: Optional[i
     """
     if not osp.isdir(root):
         raise FileNotFoundError(f'real image folder {root!r} does not exist')
-    if real_type == 'auto':
-        found = any(f.endswith('_sat.jpg') for _, _, files in os.walk(root) for f in files)
-        real_type = 'sos' if found else 'folder'
+    real_type = _resolve_real_type(root, real_type)
     if real_type in ('sos', 'osd'):
         from ..datasets import OSDDataset, SOSDataset
         cls = SOSDataset if real_type == 'sos' else OSDDataset
@@ -85,3 +91,45 @@ def list_real_images(root: str, real_type: str = 'auto', max_samples: Optional[i
     if not paths:
         raise FileNotFoundError(f'no {real_type} images under {root!r}')
     return paths[:max_samples] if max_samples is not None else paths
+
+
+def real_label_maps(root: str, real_type: str, img_paths: List[str]) -> Optional[List[np.ndarray]]:
+    """The label maps of real tiles listed by :func:`list_real_images`, decoded as the dataset decodes them
+    (``LoadOilSpillAnnotations``: SOS threshold masks, OSD index or palette masks). The labels are looked for where
+    the datasets keep them: SOS ``<id>_mask.png`` beside ``<id>_sat.jpg`` (training layout) or in the ``gt`` folder
+    beside ``sat`` (test layout); OSD in ``labels_1D`` (or ``labels``) beside ``images``. ``None`` for a plain
+    folder of images, or where a tile's label file does not exist. ``real_type`` is resolved as in
+    :func:`list_real_images`."""
+    root = osp.abspath(root)
+    real_type = _resolve_real_type(root, real_type)
+    if real_type not in ('sos', 'osd'):
+        return None
+    from ..datasets import OSDDataset, SOSDataset
+    from ..datasets.transforms import LoadOilSpillAnnotations
+    parent, name = osp.split(root)
+    if real_type == 'sos':
+        cls, seg_root = SOSDataset, osp.join(parent, 'gt') if name == 'sat' else root
+    else:
+        cls, seg_root = OSDDataset, osp.join(parent, 'labels_1D') if name == 'images' else root
+    ds = cls(data_prefix=dict(img_path=root, seg_map_path=seg_root), pipeline=[], check_files=False,
+             lazy_init=True)
+    entries = {d['img_path']: d for d in ds.load_data_list()}
+    load = LoadOilSpillAnnotations(check_size=False)
+    entries = [entries[osp.abspath(p)] for p in img_paths]
+    if not all(osp.isfile(e['seg_map_path']) for e in entries):
+        return None
+    return [load(dict(e))['gt_seg_map'] for e in entries]
+
+
+def class_shares(label_maps, num_classes: int, ignore_index: int = 255) -> List[float]:
+    """Share of each class among the labelled pixels of ``label_maps`` (an iterable of (H, W) class maps; pixels
+    equal to ``ignore_index`` are left out)."""
+    counts = np.zeros(num_classes, np.int64)
+    for label in label_maps:
+        label = np.asarray(label)
+        label = label[label != ignore_index]
+        if label.size and (label.min() < 0 or label.max() >= num_classes):
+            raise ValueError(f'class_shares: class index {int(label.max())} outside 0..{num_classes - 1}')
+        counts += np.bincount(label.ravel().astype(np.int64), minlength=num_classes)
+    total = counts.sum()
+    return (counts / total).tolist() if total else [float('nan')] * num_classes
