@@ -238,7 +238,7 @@ def test_real_sos_label_shares(sos_mini):
     """The real tiles' class shares: SOS masks read by hand (grey >= 128 is oil) against real_label_maps."""
     root = osp.join(sos_mini, 'train', 'palsar')
     paths = list_real_images(root, 'auto', max_samples=6)
-    maps = real_label_maps(root, 'auto', paths)
+    maps = list(real_label_maps(root, 'auto', paths))  # a generator: one label map at a time
     hand = [(cv2.imread(p[:-len('_sat.jpg')] + '_mask.png', cv2.IMREAD_GRAYSCALE) >= 128).astype(np.uint8)
             for p in paths]
     assert all(np.array_equal(m, h) for m, h in zip(maps, hand))

@@ -1,7 +1,7 @@
 """The tile sets the generation measures read: a D_aug folder's samples and a folder of real tiles."""
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def list_real_images(root: str, real_type: str = 'auto', max_samples: Optional[i
     return paths[:max_samples] if max_samples is not None else paths
 
 
-def real_label_maps(root: str, real_type: str, img_paths: List[str]) -> Optional[List[np.ndarray]]:
+def real_label_maps(root: str, real_type: str, img_paths: List[str]) -> Optional[Iterator[np.ndarray]]:
     """The label maps of real tiles listed by :func:`list_real_images`, decoded as the dataset decodes them
     (``LoadOilSpillAnnotations``: SOS threshold masks, OSD index or palette masks). The labels are looked for where
     the datasets keep them: SOS ``<id>_mask.png`` beside ``<id>_sat.jpg`` (training layout) or in the ``gt`` folder
@@ -118,7 +118,7 @@ def real_label_maps(root: str, real_type: str, img_paths: List[str]) -> Optional
     entries = [entries[osp.abspath(p)] for p in img_paths]
     if not all(osp.isfile(e['seg_map_path']) for e in entries):
         return None
-    return [load(dict(e))['gt_seg_map'] for e in entries]
+    return (load(dict(e))['gt_seg_map'] for e in entries)  # one at a time: OSD label maps are large
 
 
 def class_shares(label_maps, num_classes: int, ignore_index: int = 255) -> List[float]:
