@@ -19,7 +19,8 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
   baseline config's own loss, e.g. SegFormer's plain CE);
 * generation quality (tools/analysis/eval_generation.py): speckle histogram JS / W1 and ENL of D_aug vs the train
   part, the class shares of the generated labels vs the real ones, label-image consistency with the first model's
-  real-only student (first seed); an invocation without a real-only student keeps an earlier evaluation of the same D_aug.
+  real-only student (first seed); an invocation without a real-only student keeps an earlier evaluation of the same
+  D_aug.
 
 Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run; the control's DAKD runs
 ``<model>_dakd-realcrops_seed<k>``), ``teacher.json`` (the control: ``real_crops.json``),

@@ -113,9 +113,9 @@ def real_label_maps(root: str, real_type: str, img_paths: List[str]) -> Optional
         cls, seg_root = OSDDataset, osp.join(parent, 'labels_1D') if name == 'images' else root
     ds = cls(data_prefix=dict(img_path=root, seg_map_path=seg_root), pipeline=[], check_files=False,
              lazy_init=True)
-    entries = {d['img_path']: d for d in ds.load_data_list()}
+    by_path = {d['img_path']: d for d in ds.load_data_list()}
+    entries = [by_path[osp.abspath(p)] for p in img_paths]
     load = LoadOilSpillAnnotations(check_size=False)
-    entries = [entries[osp.abspath(p)] for p in img_paths]
     if not all(osp.isfile(e['seg_map_path']) for e in entries):
         return None
     return (load(dict(e))['gt_seg_map'] for e in entries)  # one at a time: OSD label maps are large
