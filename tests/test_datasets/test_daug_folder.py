@@ -242,3 +242,13 @@ def test_atomic_write_fsyncs_and_keeps_old_file_on_failure(tmp_path, monkeypatch
     atomic.atomic_write(str(tmp_path / 'g.png'), lambda tmp: (names.append(tmp), open(tmp, 'wb').close()),
                         keep_suffix=True)
     assert names[1].endswith('.tmp-%d.png' % os.getpid()) and atomic.is_temporary(names[1])
+
+
+def test_json_safe_gives_strict_json(tmp_path):
+    from projects.sar_oilspill.utils.atomic import json_safe, write_json_atomic
+    obj = dict(a=float('nan'), b=[np.float32(0.5), np.int64(3), (float('inf'), 'x')], c=dict(d=np.float64(-2.0)))
+    safe = json_safe(obj)
+    assert safe == dict(a=None, b=[0.5, 3, [None, 'x']], c=dict(d=-2.0))
+    assert type(safe['b'][1]) is int and type(safe['b'][0]) is float
+    path = write_json_atomic(safe, str(tmp_path / 'r.json'))
+    assert json.loads(open(path).read(), parse_constant=lambda c: pytest.fail(f'non-strict JSON {c}')) == safe

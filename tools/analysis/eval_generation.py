@@ -33,7 +33,7 @@ from projects.sar_oilspill.evaluation.image_sets import (class_shares, list_real
 from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency  # noqa: E402
 from projects.sar_oilspill.evaluation.speckle_stats import speckle_statistics  # noqa: E402
 from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits  # noqa: E402
-from projects.sar_oilspill.utils.atomic import write_json_atomic  # noqa: E402
+from projects.sar_oilspill.utils.atomic import json_safe, write_json_atomic  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -109,19 +109,6 @@ def filter_real_paths(paths: List[str], root: str, list_file: str) -> List[str]:
         raise FileNotFoundError(f'--real-list {list_file}: {len(missing)} listed ids have no image under {root!r}, '
                                 f'e.g. {missing[:5]}')
     return kept
-
-
-def _clean(obj):
-    """NaN / inf -> None and numpy scalars -> Python numbers, for strict JSON."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def format_table(results: Dict) -> str:
@@ -243,7 +230,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'FID/IS skipped: no Inception weights were given. Nothing can be downloaded here; obtain '
               f'{INCEPTION_FILE} (StyleGAN2-ADA metrics) and pass --inception PATH.')
     if args.out:
-        write_json_atomic(_clean(results), args.out)
+        write_json_atomic(json_safe(results), args.out)
         print(f'results written to {args.out}')
     return 0
 

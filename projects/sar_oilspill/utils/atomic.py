@@ -10,6 +10,7 @@ Used by the D_aug folder (:class:`~projects.sar_oilspill.datasets.daug.DAugFolde
 the generation grid and the command-line tools' JSON reports (:func:`write_json_atomic`).
 """
 import json
+import math
 import os
 import os.path as osp
 from typing import Any, Callable
@@ -98,3 +99,17 @@ def write_json_atomic(obj: Any, path: str, indent: int = 2) -> str:
     The object is serialised before anything is written, so an unserialisable one leaves ``path`` untouched.
     """
     return atomic_write_bytes(path, json.dumps(obj, indent=indent).encode('utf-8'))
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN / inf floats as ``None`` (null) and numpy scalars as Python numbers, for strict JSON."""
+    import numpy as np
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
