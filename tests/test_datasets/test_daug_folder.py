@@ -150,6 +150,11 @@ def test_manifest_round_trip_and_errors_name_file_and_field(tmp_path):
     m = folder.read_manifest(CLASSES)
     assert m['format'] == daug.DAUG_FORMAT and m['samples'] == [dict(name='s000000', index=0)]
     assert json.load(open(folder.manifest_path)) == m
+    copy = DAugFolder(str(tmp_path / 'copy'))  # a manifest read from one folder is written to another as it is
+    copy.write_manifest(folder.read_manifest())
+    assert copy.read_manifest(CLASSES) == m
+    with pytest.raises(ValueError, match="format 'other/2', this folder writes"):
+        copy.write_manifest(dict(m, format='other/2'))
     with pytest.raises(ValueError, match=r"manifest\.json: generated for classes \('background', 'oil_spill'\)"):
         folder.read_manifest(['a', 'b'])
     with pytest.raises(ValueError, match="needs 'num_classes'"):

@@ -285,6 +285,8 @@ def test_label_consistency_always_background():
     assert out['IoU']['0'] == pytest.approx(9 / 16)
     assert out['IoU']['1'] == 0 and out['IoU']['2'] == 0 and np.isnan(out['IoU']['3'])
     assert out['mIoU'] == pytest.approx((9 / 16) / 3) and out['aAcc'] == pytest.approx(9 / 16)
+    assert out['pred_share'] == {'0': 1.0, '1': 0.0, '2': 0.0, '3': 0.0}
+    assert out['label_share'] == pytest.approx({'0': 9 / 16, '1': 5 / 16, '2': 2 / 16, '3': 0.0})
     with pytest.raises(ValueError, match='differ'):
         label_image_consistency(lambda img: np.zeros((3, 3), int), _pairs(), 4)
 

@@ -77,6 +77,8 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert _finite(sp['distance']['js']) and _finite(sp['distance']['w1'])
     assert quality['results']['num_real'] == 392  # the train part only
     assert _finite(quality['results']['label_consistency']['mIoU'])
+    pred_share = quality['results']['label_consistency']['pred_share']  # what the real-only student sees in D_aug
+    assert set(pred_share) == {'background', 'oil_spill'} and sum(pred_share.values()) == pytest.approx(1.0)
     assert quality['settings']['segmentor'] == 'saross_tiny_real_seed0'
     shares = quality['results']['label_shares']  # class shares of the generated and the real train-part labels
     assert len(shares['real']) == 2 and sum(shares['real']) == pytest.approx(1.0) and 0 < shares['real'][1] < 0.5
@@ -88,6 +90,7 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert '| saross_tiny | real only | 1 |' in summary and '| saross_tiny | real + D_aug (DAKD) | 1 |' in summary
     assert 'DAKD minus real only' in summary and 'Teacher (once' in summary and 'Generation quality' in summary
     assert 'pixel share of oil_spill' in summary and '% in the generated labels (argmax) vs' in summary
+    assert f'and it predicts oil_spill on {100 * pred_share["oil_spill"]:.2f} % of the generated pixels' in summary
 
     # a re-run skips everything that is finished: nothing is trained or rewritten
     stamps = {p: osp.getmtime(p) for p in (work / 'teacher.json', work / 'generation_quality.json',
@@ -132,6 +135,30 @@ def test_study_refuses_bad_arguments(capsys, tmp_path):
         assert msg in capsys.readouterr().err
     with pytest.raises(SystemExit, match='no train/palsar folder'):
         study.main(['--data-root', str(tmp_path / 'none'), '--work-dir', str(tmp_path / 'work')])
+
+
+def test_teacher_cat_max_ratio_reaches_the_teacher_config_only_when_set(tmp_path, capsys):
+    """--teacher-cat-max-ratio: mmseg's RandomCrop(cat_max_ratio) in the teacher's training pipeline, recorded in the
+    teacher settings; without it the settings (and so earlier teachers' work-dirs) are as before."""
+    from mmengine.config import Config
+    study = _load_study()
+    split = dict(num_train=90)
+    for extra, ratio in (([], None), (['--teacher-cat-max-ratio', '0.75'], 0.75)):
+        a = study.parse_args(['--data-root', 'x'] + extra)
+        settings = study.teacher_settings(a, split)
+        assert settings.get('crop_cat_max_ratio') == ratio and ('crop_cat_max_ratio' in settings) == (ratio is not None)
+        path = study.write_config(str(tmp_path / f'teacher_{ratio}.py'), study.TEACHER_CONFIG,
+                                  study.teacher_config_body(settings))
+        cfg = Config.fromfile(path)
+        crop = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomCrop']
+        assert len(crop) == 1 and tuple(crop[0]['crop_size']) == (64, 64)
+        assert crop[0].get('cat_max_ratio') == ratio
+        assert cfg.train_dataloader.batch_size == 8 and tuple(cfg.train_cfg.stage_iters) == (300, 300, 300)
+        assert cfg.default_hooks.checkpoint.interval == 900
+    for bad in ('0', '1.5'):
+        with pytest.raises(SystemExit):
+            study.parse_args(['--data-root', 'x', '--teacher-cat-max-ratio', bad])
+        assert f'--teacher-cat-max-ratio {float(bad)}' in capsys.readouterr().err
 
 
 def test_summary_means_over_seeds_and_paired_differences():

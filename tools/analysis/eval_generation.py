@@ -145,6 +145,8 @@ def format_table(results: Dict) -> str:
         table.add_row(['label-image consistency aAcc (%)', f'{100 * lc["aAcc"]:.2f}'])
         for name, v in lc['IoU'].items():
             table.add_row([f'  IoU {name} (%)', f'{100 * v:.2f}' if math.isfinite(v) else 'n/a'])
+        for name, v in (lc.get('pred_share') or {}).items():
+            table.add_row([f'  segmenter predicts {name} on (% of pixels)', f'{100 * v:.2f}'])
     else:
         table.add_row(['label-image consistency', 'skipped (no --seg-config / --seg-checkpoint)'])
     lines.append(table.get_string())

@@ -112,6 +112,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument('--teacher-iters', type=int, nargs=3, default=[300, 300, 300], metavar=('S1', 'S2', 'S3'),
                    help='iterations of the 3 training stages')
     g.add_argument('--teacher-crop', type=int, default=64, help='training crop of SAR-JointNet')
+    g.add_argument('--teacher-cat-max-ratio', type=float, default=None,
+                   help="cat_max_ratio of the teacher's RandomCrop (mmseg): a crop in which one class covers more "
+                        'than this share of the pixels is drawn again (up to 10 times), so the teacher sees fewer '
+                        'sea-only crops (default: off, every crop kept)')
     g.add_argument('--teacher-batch', type=int, default=8, help='batch size of SAR-JointNet')
     g.add_argument('--teacher-lr', type=float, default=1e-3, help='learning rate of stages 1-2 (stage 3: x0.1)')
     g.add_argument('--teacher-seed', type=int, default=0, help='training seed and base seed of the generation')
@@ -131,6 +135,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ('iters', 'batch', 'val_interval', 'teacher_crop', 'teacher_batch', 'gen_steps', 'gen_batch'):
         if getattr(a, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(a, name)}')
+    if a.teacher_cat_max_ratio is not None and not 0 < a.teacher_cat_max_ratio <= 1:
+        p.error(f'--teacher-cat-max-ratio {a.teacher_cat_max_ratio}: expected a share in (0, 1]')
     if a.gen_samples is not None and a.gen_samples < 1:
         p.error(f'--gen-samples must be >= 1, got {a.gen_samples}')
     if not 0 < a.val_fraction < 1:
@@ -282,10 +288,28 @@ def fmt_min(seconds: float) -> str:
 # teacher
 
 def teacher_settings(a, split: Dict) -> Dict:
-    return dict(config=TEACHER_CONFIG, sensor=a.sensor, data_root=osp.abspath(a.data_root), split=split_cfg(a, 'train'),
-                num_train=split['num_train'], stage_iters=list(a.teacher_iters), crop=a.teacher_crop,
-                batch=a.teacher_batch, lr=a.teacher_lr, seed=a.teacher_seed, gen_size=a.gen_size,
-                gen_steps=a.gen_steps, gen_samples=a.gen_samples or split['num_train'], gen_batch=a.gen_batch)
+    s = dict(config=TEACHER_CONFIG, sensor=a.sensor, data_root=osp.abspath(a.data_root), split=split_cfg(a, 'train'),
+             num_train=split['num_train'], stage_iters=list(a.teacher_iters), crop=a.teacher_crop,
+             batch=a.teacher_batch, lr=a.teacher_lr, seed=a.teacher_seed, gen_size=a.gen_size,
+             gen_steps=a.gen_steps, gen_samples=a.gen_samples or split['num_train'], gen_batch=a.gen_batch)
+    if a.teacher_cat_max_ratio is not None:  # only when set: earlier teachers' settings stay the same
+        s['crop_cat_max_ratio'] = a.teacher_cat_max_ratio
+    return s
+
+
+def teacher_config_body(settings: Dict) -> str:
+    """What the teacher's config (``<work-dir>/teacher/sar_jointnet.py``) sets on top of ``TEACHER_CONFIG``."""
+    ratio = settings.get('crop_cat_max_ratio')
+    crop = f"dict(type='RandomCrop', crop_size=({settings['crop']}, {settings['crop']})" + (
+        f', cat_max_ratio={ratio})' if ratio is not None else ')')
+    pipeline = ("[dict(type='LoadOilSpillImage'), dict(type='LoadOilSpillAnnotations'), "
+                f"{crop}, dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PackSegInputs')]")
+    total = sum(settings['stage_iters'])
+    return (f"train_dataloader = dict(batch_size={settings['batch']}, dataset=dict(pipeline={pipeline}))\n"
+            f"train_cfg = dict(stage_iters={tuple(settings['stage_iters'])})\n"
+            f"optim_wrapper = dict(optimizer=dict(lr={settings['lr']}))\n"
+            f"default_hooks = dict(logger=dict(interval={max(1, min(50, total))}), "
+            f"checkpoint=dict(interval={total}, max_keep_ckpts=1))\n")
 
 
 def run_real_crops(a, work_dir: str, split: Dict) -> Dict:
@@ -338,15 +362,7 @@ def run_teacher(a, work_dir: str, split: Dict) -> Dict:
     write_json_atomic(settings, osp.join(tdir, 'settings.json'))
     log = osp.join(tdir, 'teacher.log')
     total = sum(a.teacher_iters)
-    pipeline = ("[dict(type='LoadOilSpillImage'), dict(type='LoadOilSpillAnnotations'), "
-                f"dict(type='RandomCrop', crop_size=({a.teacher_crop}, {a.teacher_crop})), "
-                "dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PackSegInputs')]")
-    cfg = write_config(osp.join(tdir, 'sar_jointnet.py'), TEACHER_CONFIG,
-                       f"train_dataloader = dict(batch_size={a.teacher_batch}, dataset=dict(pipeline={pipeline}))\n"
-                       f"train_cfg = dict(stage_iters={tuple(a.teacher_iters)})\n"
-                       f"optim_wrapper = dict(optimizer=dict(lr={a.teacher_lr}))\n"
-                       f"default_hooks = dict(logger=dict(interval={max(1, min(50, total))}), "
-                       f"checkpoint=dict(interval={total}, max_keep_ckpts=1))\n")
+    cfg = write_config(osp.join(tdir, 'sar_jointnet.py'), TEACHER_CONFIG, teacher_config_body(settings))
     data = dataset_opts('train_dataloader.dataset', data_paths(a)['train'], split_cfg(a, 'train'), a.num_workers,
                         'train_dataloader')
     data['randomness.seed'] = a.teacher_seed
@@ -628,7 +644,9 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
         ts = teacher['settings']
         lines += ['', f'Teacher (once, shared by every DAKD student): b = {teacher["balancing_factor"]:.4f} on the '
                   f'train part; SAR-JointNet tiny {"+".join(map(str, ts["stage_iters"]))} iterations on '
-                  f'{ts["crop"]}x{ts["crop"]} crops, batch {ts["batch"]}; {teacher["num_tiles"]} tiles of '
+                  f'{ts["crop"]}x{ts["crop"]} crops'
+                  + (f' (cat_max_ratio {ts["crop_cat_max_ratio"]})' if ts.get('crop_cat_max_ratio') else '')
+                  + f', batch {ts["batch"]}; {teacher["num_tiles"]} tiles of '
                   f'{ts["gen_size"]}x{ts["gen_size"]} at {ts["gen_steps"]} DDIM steps; KD temperature '
                   f'{a.kd_temperature}. CPU time: '
                   + ', '.join(f'{k[:-2].replace("_", " ")} {fmt_min(v)}' for k, v in teacher['cpu_times_s'].items())
@@ -649,6 +667,10 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
         if lc:
             line += (f'; label-image consistency ({quality["settings"]["segmentor"]}) mIoU '
                      f'{100 * lc["mIoU"]:.2f}, aAcc {100 * lc["aAcc"]:.2f}')
+            if lc.get('pred_share'):  # absent from evaluations older than it
+                line += ', and it predicts ' + ', '.join(f'{name} on {100 * v:.2f} %' for k, (name, v) in
+                                                         enumerate(lc['pred_share'].items()) if k > 0) + \
+                    ' of the generated pixels'
         lines += ['', line + '.']
     return '\n'.join(lines) + '\n'
 

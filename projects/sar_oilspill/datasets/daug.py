@@ -263,8 +263,12 @@ class DAugFolder:
         return manifest
 
     def write_manifest(self, manifest: Dict) -> str:
-        """Write ``manifest.json`` atomically, adding the format tag; returns its path."""
-        data = dict(format=self.FORMAT, **manifest)
+        """Write ``manifest.json`` atomically, adding the format tag; returns its path. A manifest read from another
+        folder (:meth:`read_manifest`, which keeps the tag) is written as it is; another format tag is refused."""
+        if manifest.get('format', self.FORMAT) != self.FORMAT:
+            raise ValueError(f'{self.manifest_path}: manifest of format {manifest["format"]!r}, this folder writes '
+                             f'{self.FORMAT!r}')
+        data = dict(manifest, format=self.FORMAT)
         for key in ('classes', 'num_classes'):
             if key not in data:
                 raise ValueError(f'D_aug manifest needs {key!r}')

@@ -28,8 +28,9 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
         class_names: Names for the per-class entries (default ``'0'``, ``'1'``, ...).
 
     Returns:
-        ``dict(mIoU, mF1, aAcc, IoU={name: value}, F1={name: value}, num_images, num_pixels)``,
-        values in [0, 1] (not %); NaN for classes that never occur.
+        ``dict(mIoU, mF1, aAcc, IoU={name: value}, F1={name: value}, num_images, num_pixels, pred_share={name:
+        value}, label_share={name: value})``, values in [0, 1] (not %); NaN for classes that never occur; the shares
+        are of all pixels, predicted by the segmenter and in the generated labels.
     """
     names = [str(k) for k in range(num_classes)] if class_names is None else list(class_names)
     if len(names) != num_classes:
@@ -74,4 +75,6 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
     return dict(mIoU=_mean(m['IoU']), mF1=_mean(m['F1']), aAcc=float(m['aAcc']),
                 IoU={k: float(v) for k, v in zip(names, m['IoU'])},
                 F1={k: float(v) for k, v in zip(names, m['F1'])},
-                num_images=n, num_pixels=int(areas[3].sum()))
+                num_images=n, num_pixels=int(areas[3].sum()),
+                pred_share={k: float(v) for k, v in zip(names, areas[2] / max(areas[2].sum(), 1))},
+                label_share={k: float(v) for k, v in zip(names, areas[3] / max(areas[3].sum(), 1))})
