@@ -427,6 +427,24 @@ def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, 
     assert tool.main([tiny_daug, '--real-root', real, '--real-type', 'osd', '--out', str(out)]) == 0
     real_shares = json.loads(out.read_text())['label_shares']['real']  # OSD masks decoded (hand check: SOS test)
     assert len(real_shares) == len(OSD_CLASSES) and sum(real_shares) == pytest.approx(1.0)
+    # --logit-offset: a constant per class added before the argmax / softmax (by hand with numpy and torch)
+    assert tool.main([tiny_daug, '--real-root', real, '--out', str(out), '--logit-offset', 'oil_spill=3.75',
+                      '0=-0.5']) == 0
+    assert 'sea_surface -0.5, oil_spill +3.75' in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    shift = np.zeros(len(OSD_CLASSES))
+    shift[1], shift[0] = 3.75, -0.5
+    moved = logits + shift[None, :, None, None]
+    moved_argmax = np.bincount(moved.argmax(1).ravel(), minlength=len(OSD_CLASSES)) / logits[:, 0].size
+    assert res['label_shares']['generated'] == pytest.approx(moved_argmax.tolist(), abs=1e-12)
+    # logits 3 (labelled) / -1: sea pixels now say oil (2.75 > 2.5), the other classes keep theirs (3 > 2.75)
+    assert moved_argmax[1] == pytest.approx(argmax[0] + argmax[1]) and moved_argmax[0] == 0 < argmax[0]
+    assert res['label_shares']['generated_mean_prob'] == pytest.approx(
+        torch.softmax(torch.from_numpy(moved), 1).mean((0, 2, 3)).numpy().tolist(), abs=1e-9)
+    assert res['logit_offset'] == dict(zip(OSD_CLASSES, shift.tolist()))
+    for bad in ('oil=1', 'oil_spill', '9=1', 'oil_spill=nan'):
+        assert tool.main([tiny_daug, '--real-root', real, '--logit-offset', bad]) == 2
+        assert f"--logit-offset '{bad}'" in capsys.readouterr().err
 
     assert tool.main([str(tmp_path / 'nope'), '--real-root', real]) == 2
     err = capsys.readouterr().err

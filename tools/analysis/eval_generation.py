@@ -57,6 +57,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='ENL window (0: whole image); see equivalent_number_of_looks')
     parser.add_argument('--enl-fraction', type=float, default=0.5,
                         help='fraction of most homogeneous windows averaged for the ENL')
+    parser.add_argument('--logit-offset', nargs='+', default=[], metavar='CLASS=VALUE',
+                        help='add VALUE to the generated logits of CLASS (a name or an index) before the label shares '
+                             'and the label-image consistency are measured: a probe of relabelling by prior shift, '
+                             'e.g. oil_spill=6.75 (the files are not changed)')
     parser.add_argument('--out', help='write the results as JSON here')
     parser.add_argument('--device', default='cpu', help='torch device for Inception and the segmentor')
     args = parser.parse_args(argv)
@@ -153,15 +157,40 @@ def format_table(results: Dict) -> str:
     return '\n'.join(lines)
 
 
+def parse_logit_offsets(items: List[str], classes: List[str]) -> Optional[np.ndarray]:
+    """``['oil_spill=6.75', '0=-1']`` -> a (K,) offset vector (None for no items); errors name the item."""
+    if not items:
+        return None
+    offset = np.zeros(len(classes), np.float64)
+    for item in items:
+        key, sep, value = item.partition('=')
+        try:
+            k = int(key) if key.strip().lstrip('-').isdigit() else classes.index(key.strip())
+            v = float(value)
+        except ValueError:
+            k, v = None, None
+        if not sep or k is None or not 0 <= k < len(classes) or not math.isfinite(v):
+            raise ValueError(f'--logit-offset {item!r}: expected CLASS=VALUE with CLASS one of {classes} or an '
+                             f'index 0..{len(classes) - 1} and a finite VALUE')
+        offset[k] += v
+    return offset
+
+
+def read_offset_logits(path: str, num_classes: int, offset: Optional[np.ndarray] = None) -> np.ndarray:
+    """The generated ``(K, H, W)`` logits of ``path`` (float64), plus ``offset`` per class when given."""
+    logits = read_daug_logits(path, num_classes).astype(np.float64)
+    return logits if offset is None else logits + offset[:, None, None]
+
+
 def label_shares(samples: List[Dict[str, str]], num_classes: int, real_root: str, real_type: str,
-                 real_paths: List[str]) -> Dict:
+                 real_paths: List[str], offset: Optional[np.ndarray] = None) -> Dict:
     """Class shares of the labelled pixels: the generated labels (argmax of the logits; also the mean softmax
     probability), and the real tiles' labels (None for a folder of images without labels). A generator whose
     labels hold far less of a class than the real set pulls the student's prior for that class down."""
     counts = np.zeros(num_classes, np.int64)
     prob = np.zeros(num_classes, np.float64)
     for s in samples:
-        logits = read_daug_logits(s['logits_path'], num_classes).astype(np.float64)  # (K, H, W)
+        logits = read_offset_logits(s['logits_path'], num_classes, offset)  # (K, H, W)
         counts += np.bincount(logits.argmax(0).ravel(), minlength=num_classes)
         e = np.exp(logits - logits.max(0, keepdims=True))
         prob += (e / e.sum(0, keepdims=True)).reshape(num_classes, -1).sum(1)
@@ -180,6 +209,7 @@ def run(args: argparse.Namespace) -> Dict:
         real_paths = list_real_images(args.real_root, args.real_type, args.max_samples)
     num_classes = int(manifest['num_classes'])
     classes = list(manifest.get('classes') or [str(k) for k in range(num_classes)])
+    offset = parse_logit_offsets(args.logit_offset, classes)
     extractor = InceptionFeatureExtractor(args.inception, device=args.device, batch_size=args.batch_size) \
         if args.inception else None
     predictor = build_seg_predictor(args.seg_config, args.seg_checkpoint, args.device, num_classes) \
@@ -193,13 +223,14 @@ def run(args: argparse.Namespace) -> Dict:
 
     results = dict(daug_root=osp.abspath(args.daug_root), real_root=osp.abspath(args.real_root),
                    real_type=args.real_type, real_list=args.real_list and osp.abspath(args.real_list),
-                   classes=classes, num_gen=len(samples), num_real=len(real_paths))
+                   classes=classes, num_gen=len(samples), num_real=len(real_paths),
+                   logit_offset=None if offset is None else dict(zip(classes, offset.tolist())))
     results['speckle'] = speckle_statistics(real_images(), gen_images(), enl_window=args.enl_window or None,
                                             enl_homogeneous_fraction=args.enl_fraction)
     results['speckle']['enl_convention'] = (
         f'intensity = grey level^2 (amplitude tiles), window={args.enl_window or "whole image"}, '
         f'homogeneous_fraction={args.enl_fraction}')
-    results['label_shares'] = label_shares(samples, num_classes, args.real_root, args.real_type, real_paths)
+    results['label_shares'] = label_shares(samples, num_classes, args.real_root, args.real_type, real_paths, offset)
     if extractor is not None:
         results['fid_is'] = compute_fid_is(real_images(), gen_images(), extractor, batch_size=args.batch_size)
         results['inception'] = osp.abspath(args.inception)
@@ -207,7 +238,7 @@ def run(args: argparse.Namespace) -> Dict:
         results['fid_is'] = None
         results['fid_is_skipped'] = f'no Inception weights given (--inception PATH to {INCEPTION_FILE})'
     if predictor is not None:
-        pairs = ((read_daug_image(s['img_path']), read_daug_logits(s['logits_path'], num_classes))
+        pairs = ((read_daug_image(s['img_path']), read_offset_logits(s['logits_path'], num_classes, offset))
                  for s in samples)
         results['label_consistency'] = label_image_consistency(predictor, pairs, num_classes, classes)
         results['segmentor'] = dict(config=osp.abspath(args.seg_config),
@@ -227,6 +258,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     print(f'D_aug {results["daug_root"]}: {results["num_gen"]} generated tiles vs {results["num_real"]} real '
           f'tiles ({results["real_root"]})')
+    if results['logit_offset']:
+        print('generated logits offset (a probe; files unchanged): '
+              + ', '.join(f'{k} {v:+g}' for k, v in results['logit_offset'].items() if v))
     print(format_table(results))
     if results['fid_is'] is None:
         print(f'FID/IS skipped: no Inception weights were given. Nothing can be downloaded here; obtain '
