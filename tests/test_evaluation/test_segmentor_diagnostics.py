@@ -213,3 +213,14 @@ def test_tool_errors(tiny_osd_checkpoint, tmp_path, capsys):
     assert 'missing.pth' in capsys.readouterr().err
     assert _tool.main([str(tmp_path / 'no.py'), tiny_osd_checkpoint]) == 2
     assert 'no.py' in capsys.readouterr().err
+
+
+def test_tool_train_split_uses_the_test_pipeline(synthetic_osd, tiny_osd_checkpoint, tmp_path):
+    # --split train: the training images with the config's test pipeline (no random crop), in file order
+    out = str(tmp_path / 'train.json')
+    cfg = osp.join(ROOT, 'configs', 'saross', 'synthetic_tiny.py')
+    assert _tool.main([cfg, tiny_osd_checkpoint, '--split', 'train', '--max-images', '2', '--out', out,
+                       '--cfg-options', f'train_dataloader.dataset.data_root={synthetic_osd}']) == 0
+    res = json.load(open(out))
+    assert res['split'] == 'train' and res['num_images'] == 2
+    assert res['margins']['num_pixels'] == 2 * 64 * 96  # whole 64x96 scenes, not 128x128 training crops
