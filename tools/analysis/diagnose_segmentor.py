@@ -15,6 +15,7 @@ Examples:
 Exit status: 0 on success (findings or not), 2 on a usage / input error (message on stderr).
 """
 import argparse
+import contextlib
 import copy
 import os.path as osp
 import sys
@@ -109,27 +110,21 @@ def run(args: argparse.Namespace) -> Dict:
     mode = (model.test_cfg or {}).get('mode', 'whole')
     monitor = ActivationMonitor(head, k, classes, ignore_index=ignore_index) if mode == 'whole' else None
     n = 0
-    with torch.no_grad():
-        if monitor is not None:
-            monitor.__enter__()
-        try:
-            for batch in loader:
-                if args.max_images is not None and n >= args.max_images:
-                    break
-                data = model.data_preprocessor(batch, False)
-                samples = model.predict(data['inputs'], data['data_samples'])
-                for s in samples:
-                    if 'gt_sem_seg' not in s:
-                        raise ValueError(f'{s.metainfo.get("img_path")}: no labels (the {args.split} pipeline '
-                                         'must load annotations)')
-                    stats.update(s.seg_logits.data, s.gt_sem_seg.data)
-                if monitor is not None:
-                    monitor.update([s.gt_sem_seg.data for s in samples], [s.metainfo for s in samples],
-                                   data['inputs'].shape[-2:])
-                n += len(samples)
-        finally:
+    with torch.no_grad(), monitor if monitor is not None else contextlib.nullcontext():
+        for batch in loader:
+            if args.max_images is not None and n >= args.max_images:
+                break
+            data = model.data_preprocessor(batch, False)
+            samples = model.predict(data['inputs'], data['data_samples'])
+            for s in samples:
+                if 'gt_sem_seg' not in s:
+                    raise ValueError(f'{s.metainfo.get("img_path")}: no labels (the {args.split} pipeline '
+                                     'must load annotations)')
+                stats.update(s.seg_logits.data, s.gt_sem_seg.data)
             if monitor is not None:
-                monitor.__exit__(None, None, None)
+                monitor.update([s.gt_sem_seg.data for s in samples], [s.metainfo for s in samples],
+                               data['inputs'].shape[-2:])
+            n += len(samples)
     if n == 0:
         raise ValueError(f'{args.config}: the {args.split} set is empty')
     margins = stats.results()
