@@ -36,6 +36,7 @@ def _small_test_root(sos_mini, root, n=8):
     return str(root)
 
 
+@pytest.mark.timeout(1200)  # eight tiny study invocations, four students trained
 def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     study = _load_study()
@@ -101,6 +102,28 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     assert {p: osp.getmtime(p) for p in stamps} == stamps
     assert open(work / 'summary.md').read() == summary
 
+    # the relabel arm: the teacher's images, labelled by the real-only student of the seed; real and dakd skipped
+    study.main(argv + ['--variants', 'real', 'dakd', 'dakd-relabel'])
+    out = capsys.readouterr().out
+    assert out.count('skipped') == 4, out
+    rel = json.load(open(work / 'runs' / 'saross_tiny_dakd-relabel_seed0.json'))
+    assert rel['settings']['relabelled_by']['run'] == 'saross_tiny_real_seed0'
+    assert rel['settings']['relabelled_by']['checkpoint'] == runs['real']['best_checkpoint']
+    assert rel['settings']['teacher'] == teacher['settings'] and rel['settings']['mosaic'] == 4
+    assert all(_finite(rel['test_metrics'][k]) for k in ('mIoU', 'IoU.oil_spill'))
+    rdir = rel['relabelled_daug']['daug_dir']
+    assert rdir.startswith(str(work / 'relabel')) and osp.basename(rdir).endswith('daug_64px_3steps')
+    manifest = json.load(open(osp.join(rdir, 'manifest.json')))
+    assert manifest['source_daug'] == teacher['daug_dir'] and len(manifest['samples']) == 4
+    assert sum(manifest['label_shares'].values()) == pytest.approx(1.0)
+    # the student trained on that folder (the data root travels as a --cfg-options override, logged in the config)
+    assert rdir in open(osp.join(work, 'runs', 'saross_tiny_dakd-relabel_seed0', 'run.log')).read()
+    text = open(work / 'summary.md').read()
+    assert "The teacher's images labelled by the real-only student, minus real only" in text
+    assert "DAKD minus the teacher's images labelled by the real-only student" in text
+    study.main(argv + ['--variants', 'real', 'dakd', 'dakd-relabel'])  # and a re-run skips it too
+    assert capsys.readouterr().out.count('skipped') == 5
+
     # an invocation without a real-only student cannot judge label consistency: it keeps the evaluation that did
     study.main(argv + ['--variants', 'dakd'])
     out = capsys.readouterr().out
@@ -135,6 +158,13 @@ def test_study_refuses_bad_arguments(capsys, tmp_path):
         assert msg in capsys.readouterr().err
     with pytest.raises(SystemExit, match='no train/palsar folder'):
         study.main(['--data-root', str(tmp_path / 'none'), '--work-dir', str(tmp_path / 'work')])
+    with pytest.raises(SystemExit):
+        study.parse_args(['--data-root', 'x', '--variants', 'dakd-relabel', '--daug-source', 'real-crops'])
+    assert 'does not go with --daug-source real-crops' in capsys.readouterr().err
+    a = study.parse_args(['--data-root', 'x', '--variants', 'dakd-relabel', 'dakd', 'real'])
+    assert a.variants == ['real', 'dakd', 'dakd-relabel']  # real-only runs first: the relabel arm needs them
+    with pytest.raises(RuntimeError, match=r"no real-only run .*saross_tiny_real_seed0\.json.*add 'real'"):
+        study.labeller_run(a, str(tmp_path / 'work'), 'saross_tiny', 0)
 
 
 def test_teacher_cat_max_ratio_reaches_the_teacher_config_only_when_set(tmp_path, capsys):
@@ -180,6 +210,18 @@ def test_summary_means_over_seeds_and_paired_differences():
     # per-seed differences: mIoU +3, +1; oil +5, +2; val +1, +2
     assert '| saross_tiny | 2 | 2.00 ± 1.41 | 3.50 ± 2.12 | 1.50 ± 0.71 |' in text
     assert '360 train / 40 val' in text and '100 test tiles' in text
+    assert 'labelled by the real-only student' not in text  # no relabel arm, no section
+
+    # the relabel arm: its own row, and two paired sections (relabel - real; dakd - relabel)
+    runs += [run('dakd-relabel', 0, 71.0, 51.0, 71.5), run('dakd-relabel', 1, 74.0, 56.0, 74.0)]
+    text = study.summarise(a, split, runs, None, None)
+    assert "| saross_tiny | real + the teacher's images labelled by the real-only student | 2 | 72.75 ± 1.77 |" in text
+    images, labels = text.split("The teacher's images labelled by the real-only student, minus real only")[1].split(
+        "DAKD minus the teacher's images labelled by the real-only student")
+    # relabel - real: mIoU +1, +2; oil +1, +4; val +0.5, +1
+    assert '| saross_tiny | 2 | 1.50 ± 0.71 | 2.50 ± 2.12 | 0.75 ± 0.35 |' in images
+    # dakd - relabel: mIoU +2, -1; oil +4, -2; val +0.5, +1
+    assert '| saross_tiny | 2 | 0.50 ± 2.12 | 1.00 ± 4.24 | 0.75 ± 0.35 |' in labels
 
 
 def test_summary_pairs_the_teacher_with_the_control_in_the_same_work_dir(tmp_path):

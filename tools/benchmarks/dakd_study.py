@@ -20,7 +20,11 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
 * generation quality (tools/analysis/eval_generation.py): speckle histogram JS / W1 and ENL of D_aug vs the train
   part, the class shares of the generated labels vs the real ones, label-image consistency with the first model's
   real-only student (first seed); an invocation without a real-only student keeps an earlier evaluation of the same
-  D_aug.
+  D_aug;
+* with ``--variants ... dakd-relabel``, a third student per model and seed: the teacher's images with the soft labels
+  of the real-only student of the same model and seed (tools/dataset_tools/relabel_daug.py, into
+  ``<work-dir>/relabel/``): against real only it measures what the generated images do, against DAKD what the
+  teacher's labels do.
 
 Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run; the control's DAKD runs
 ``<model>_dakd-realcrops_seed<k>``), ``teacher.json`` (the control: ``real_crops.json``),
@@ -56,7 +60,10 @@ MODELS = {
     'saross_tiny': ('configs/saross/sos_alos_tiny_cpu.py', 'configs/dakd/saross_sos_alos_tiny_cpu.py'),
     'segformer_b0': ('configs/baselines/segformer_b0_sos_alos.py', 'configs/dakd/segformer_b0_sos_alos.py'),
 }
-VARIANTS = ('real', 'dakd')
+VARIANTS = ('real', 'dakd', 'dakd-relabel')
+#: the variants that train on real + D_aug (the DAKD config); 'dakd-relabel': the teacher's images with the soft
+#: labels of the real-only student of the same model and seed (tools/dataset_tools/relabel_daug.py)
+DAKD_VARIANTS = ('dakd', 'dakd-relabel')
 TEACHER_CONFIG = 'configs/sar_jointnet/sos_alos_tiny_cpu.py'
 REAL_CROP_MARGIN = 8.0  # logit of the labelled class of the --daug-source real-crops control (softmax at T=2: 0.98)
 LEAKY_SLOPE = 0.1  # --decoder-act leaky, as configs/saross/synthetic_tiny.py
@@ -74,8 +81,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--test-root', help='SOS root with test/<sensor>/{sat,gt} (default: --data-root)')
     p.add_argument('--sensor', default='palsar', choices=['palsar', 'sentinel'], help='SOS part')
     p.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS), help='students')
-    p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS),
-                   help='training data: real only, real + D_aug')
+    p.add_argument('--variants', nargs='+', default=['real', 'dakd'], choices=list(VARIANTS),
+                   help="training data: 'real' only, real + D_aug ('dakd'), or real + the teacher's images "
+                        "relabelled by the real-only student of the same model and seed ('dakd-relabel': the "
+                        'images without the teacher\'s labels; needs that real-only run, here or in --variants)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='training seeds of the students')
     p.add_argument('--work-dir', default='work_dirs/dakd_study', help='outputs (and what a re-run skips)')
     g = p.add_argument_group('split')
@@ -145,6 +154,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f'--train-size must be >= 1, got {a.train_size}')
     if len(set(a.seeds)) != len(a.seeds):
         p.error(f'--seeds {a.seeds}: repeated seeds')
+    if 'dakd-relabel' in a.variants and a.daug_source != 'jointnet':
+        p.error('--variants dakd-relabel relabels the teacher\'s generated tiles; it does not go with --daug-source '
+                f'{a.daug_source}')
+    a.variants = [v for v in VARIANTS if v in a.variants]  # real-only runs first: dakd-relabel needs them
     return a
 
 
@@ -411,19 +424,25 @@ def student_split(a) -> Dict:
     return split
 
 
-def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[Dict]) -> Dict:
-    s = dict(model=model, variant=variant, seed=seed, config=MODELS[model][1 if variant == 'dakd' else 0],
+def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[Dict],
+                     labeller: Optional[Dict] = None) -> Dict:
+    """A student run's settings (what a re-run compares). ``labeller`` (``dakd-relabel`` only): the real-only run
+    whose best checkpoint relabels the teacher's tiles."""
+    s = dict(model=model, variant=variant, seed=seed, config=MODELS[model][0 if variant == 'real' else 1],
              real_only_loss=a.real_only_loss if variant == 'real' else None, sensor=a.sensor,
              data_root=osp.abspath(a.data_root), test_root=osp.abspath(a.test_root),
              split=student_split(a), iters=a.iters, batch=a.batch, lr=a.lr,
              warmup=a.warmup, val_interval=a.val_interval, crop=STUDENT_CROP)
     if a.decoder_act != 'relu':  # only when set: earlier runs' settings stay the same
         s['decoder_act'] = a.decoder_act
-    if variant == 'dakd':
+    if variant in DAKD_VARIANTS:
         grid = STUDENT_CROP // a.gen_size
         mosaic = grid if grid > 1 else False  # tiles per side of the student's input
         s.update(teacher=teacher['settings'], kd_temperature=a.kd_temperature, mosaic=mosaic,
                  tile_uses_per_epoch=a.tile_uses if a.tile_uses is not None else float(grid * grid))
+    if variant == 'dakd-relabel':
+        s['relabelled_by'] = dict(run=labeller['name'], checkpoint=labeller['best_checkpoint'],
+                                  checkpoint_sha256=labeller['best_checkpoint_sha256'])
     return s
 
 
@@ -436,7 +455,7 @@ def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
     if s.get('decoder_act') == 'leaky':
         opts.update({'model.decode_head.act_cfg.type': 'LeakyReLU',
                      'model.decode_head.act_cfg.negative_slope': LEAKY_SLOPE})
-    if s['variant'] == 'dakd':
+    if s['variant'] in DAKD_VARIANTS:
         base = MODELS[s['model']][1]
         real_key = 'train_dataloader.dataset.real'
         losses = Config.fromfile(osp.join(ROOT, base)).model.decode_head.loss_decode
@@ -469,11 +488,40 @@ def run_name(model: str, variant: str, seed: int, control: bool) -> str:
     return f'{model}_{"dakd-realcrops" if variant == "dakd" and control else variant}_seed{seed}'
 
 
+def labeller_run(a, work_dir: str, model: str, seed: int) -> Dict:
+    """The real-only run of ``model`` and ``seed`` in ``work_dir`` (trained with this invocation's student settings),
+    whose best checkpoint relabels the teacher's tiles for ``dakd-relabel``, with that checkpoint's SHA-256."""
+    from projects.sar_oilspill.engine.jointnet_generation_loop import file_sha256
+    path = osp.join(work_dir, 'runs', f'{run_name(model, "real", seed, False)}.json')
+    run = same_settings(path, student_settings(a, model, 'real', seed, None))
+    if run is None:
+        raise RuntimeError(f'--variants dakd-relabel: no real-only run {path} with these student settings (add '
+                           "'real' to --variants, or copy that run's JSON into the work-dir)")
+    if not osp.isfile(run['best_checkpoint']):
+        raise RuntimeError(f"{path}: its best checkpoint {run['best_checkpoint']} does not exist")
+    return dict(run, best_checkpoint_sha256=file_sha256(run['best_checkpoint']))
+
+
+def relabel_daug(work_dir: str, teacher: Dict, labeller: Dict) -> str:
+    """The teacher's D_aug relabelled by ``labeller`` (tools/dataset_tools/relabel_daug.py), written again from
+    scratch (seconds) into ``<work-dir>/relabel/<labeller>_<D_aug folder name>``; returns the folder."""
+    out = osp.join(work_dir, 'relabel', f'{labeller["name"]}_{osp.basename(teacher["daug_dir"])}')
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    print(f'[relabel] the teacher\'s {teacher["num_tiles"]} tiles labelled by {labeller["name"]} -> {out}',
+          flush=True)
+    run_tool('tools/dataset_tools/relabel_daug.py', [labeller['config'], labeller['best_checkpoint'], '--daug',
+                                                     teacher['daug_dir'], '--out-dir', out],
+             log_path=osp.join(osp.dirname(out), f'{osp.basename(out)}.log'))
+    return out
+
+
 def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Dict,
                 teacher: Optional[Dict]) -> Dict:
     name = run_name(model, variant, seed, is_control(teacher))
     out = osp.join(work_dir, 'runs', f'{name}.json')
-    settings = student_settings(a, model, variant, seed, teacher)
+    labeller = labeller_run(a, work_dir, model, seed) if variant == 'dakd-relabel' else None
+    settings = student_settings(a, model, variant, seed, teacher, labeller)
     done = same_settings(out, settings)
     if done is not None:
         print(f'[{name}] done before ({out}), skipped')
@@ -481,7 +529,11 @@ def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Di
     run_dir = osp.join(work_dir, 'runs', name)
     shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished or outdated run starts again
     os.makedirs(run_dir)
-    s = dict(settings, teacher_daug_dir=teacher['daug_dir']) if variant == 'dakd' else settings
+    s = settings
+    if variant == 'dakd':
+        s = dict(settings, teacher_daug_dir=teacher['daug_dir'])
+    elif variant == 'dakd-relabel':
+        s = dict(settings, teacher_daug_dir=relabel_daug(work_dir, teacher, labeller))
     cfg, opts = student_config(a, run_dir, s)
     log = osp.join(run_dir, 'run.log')
     print(f'[{name}] training {a.iters} iterations (log: {log}) ...', flush=True)
@@ -503,6 +555,10 @@ def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Di
                   iterations=a.iters, best_val_mIoU=best_val, best_iter=best_iter, best_checkpoint=best[0],
                   val_curve=curve, test_metrics=metrics, train_wall_s=round(train_s, 1), test_wall_s=round(test_s, 1),
                   wall_s=round(train_s + test_s, 1))
+    if variant == 'dakd-relabel':
+        manifest = load_json(osp.join(s['teacher_daug_dir'], 'manifest.json'))
+        result['relabelled_daug'] = dict(daug_dir=s['teacher_daug_dir'], label_shares=manifest['label_shares'],
+                                         source_label_agreement=manifest['source_label_agreement'])
     write_json_atomic(result, out)
     print(f'[{name}] best val mIoU {best_val:.2f} at iteration {best_iter}; test mIoU {metrics["mIoU"]:.2f}, '
           f'IoU oil {metrics["IoU.oil_spill"]:.2f}; {fmt_min(train_s + test_s)}')
@@ -582,7 +638,7 @@ def counterpart_runs(work_dir: str, runs: List[Dict], control: bool) -> Dict:
     found = {}
     for r in runs:
         s = r['settings']
-        if s['variant'] != 'dakd':
+        if s['variant'] != 'dakd':  # not dakd-relabel: the control's counterpart is the teacher's own D_aug
             continue
         other = load_json(osp.join(work_dir, 'runs', f'{run_name(s["model"], "dakd", s["seed"], not control)}.json'))
         if (other is not None and student_only(other['settings']) == student_only(s)
@@ -616,7 +672,8 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
     for (model, variant), rs in cells.items():
         m = lambda k: mean_std([r['test_metrics'].get(k) for r in rs])  # noqa: E731
         data = ('real only' if variant == 'real' else 'real + real crops (DAKD control)' if control
-                else 'real + D_aug (DAKD)')
+                else 'real + D_aug (DAKD)' if variant == 'dakd'
+                else "real + the teacher's images labelled by the real-only student")
         lines.append(f'| {model} | {data} | {len(rs)} | {mean_std([r["best_val_mIoU"] for r in rs])} | '
                      f'{mean_std([float(r["best_iter"]) for r in rs]).replace(".00", "")} | {m("mIoU")} | '
                      f'{m("IoU.oil_spill")} | {m("IoU.background")} | {m("mF1")} | {m("aAcc")} | '
@@ -627,6 +684,15 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
     if diffs:
         lines += ['', 'DAKD minus real only (paired by seed; mean ± std of the per-seed differences):', '',
                   *header, *diffs]
+    relabel = by_seed('dakd-relabel')
+    for title, minuend, subtrahend in (
+            ("The teacher's images labelled by the real-only student, minus real only (the images' share)",
+             relabel, by_seed('real')),
+            ("DAKD minus the teacher's images labelled by the real-only student (the teacher's labels' share)",
+             by_seed('dakd'), relabel)):
+        rows = paired_rows(a.models, minuend, subtrahend)
+        if rows:
+            lines += ['', f'{title}; paired by seed:', '', *header, *rows]
     if work_dir is not None and teacher is not None:
         other = counterpart_runs(work_dir, runs, control)
         generated, crops = (other, by_seed('dakd')) if control else (by_seed('dakd'), other)
@@ -684,7 +750,7 @@ def main(argv=None) -> None:
     print(f'split: {split["num_train"]} train / {split["num_val"]} val / {split["num_test"]} test '
           f'({osp.join(work_dir, "split")})')
     teacher = None
-    if 'dakd' in a.variants:
+    if any(v in DAKD_VARIANTS for v in a.variants):
         make_daug = run_real_crops if a.daug_source == 'real-crops' else run_teacher
         teacher = make_daug(a, work_dir, split)
     runs = []

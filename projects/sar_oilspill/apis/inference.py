@@ -66,17 +66,18 @@ def init_segmentor(config: Union[str, 'Config'], checkpoint: str, device: str = 
     return model
 
 
-def predict_image(model, image: np.ndarray, probs: bool = False) -> Dict[str, np.ndarray]:
+def predict_image(model, image: np.ndarray, probs: bool = False, logits: bool = False) -> Dict[str, np.ndarray]:
     """Predict one image.
 
     Args:
         model: From :func:`init_segmentor`.
         image: uint8 ``(H, W)`` grey or ``(H, W, 3)`` BGR (as ``cv2.imread`` returns it).
         probs: Also return the class probabilities (a K x H x W softmax over the whole scene; off by default).
+        logits: Also return the logits themselves (K x H x W, at the image's size, as mmseg's ``seg_logits``).
 
     Returns:
         dict: ``label`` int64 ``(H, W)`` class map; with ``probs``, ``probs`` float32 ``(K, H, W)`` softmax of
-        the logits.
+        the logits; with ``logits``, ``logits`` float32 ``(K, H, W)``.
     """
     import cv2
     import torch
@@ -89,10 +90,12 @@ def predict_image(model, image: np.ndarray, probs: bool = False) -> Dict[str, np
         raise ValueError(f'expected an (H, W) or (H, W, 3) image, got shape {image.shape}')
     result = inference_model(model, np.ascontiguousarray(image))
     out = dict(label=result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64))
+    seg_logits = result.seg_logits.data.float()
     if probs:
-        logits = result.seg_logits.data.float()
-        p = torch.softmax(logits, dim=0) if logits.shape[0] > 1 else torch.sigmoid(logits)
+        p = torch.softmax(seg_logits, dim=0) if seg_logits.shape[0] > 1 else torch.sigmoid(seg_logits)
         out['probs'] = p.cpu().numpy()
+    if logits:
+        out['logits'] = seg_logits.cpu().numpy()
     return out
 
 

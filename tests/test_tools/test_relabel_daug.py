@@ -1,0 +1,151 @@
+"""tools/dataset_tools/relabel_daug.py: a D_aug copy with a segmentor's logits as soft labels.
+
+A tiny 2-class ResNet/FCN segmentor relabels a small D_aug. With a random classifier the stored logits are checked
+against mmseg's ``inference_model`` called here on the stored image; with a constant classifier (zero weights, a
+bias) every logit, the label shares and the agreement with the source labels are known by hand.
+"""
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+CLASSES = ['background', 'oil_spill']
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location('relabel_daug',
+                                                  osp.join(ROOT, 'tools', 'dataset_tools', 'relabel_daug.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _daug(root, n=5, size=40, seed=0, classes=CLASSES):
+    from projects.sar_oilspill.datasets.daug import DAugFolder
+    rng = np.random.default_rng(seed)
+    folder = DAugFolder(str(root))
+    for i in range(n):
+        image = rng.integers(0, 256, (size, size), dtype=np.uint8)
+        logits = rng.normal(size=(len(classes), size, size)).astype(np.float32)
+        folder.write_sample(folder.sample_name(i), image, logits)
+    folder.write_manifest(dict(classes=list(classes), num_classes=len(classes), name_prefix='s', num_samples=n,
+                               balancing_factor=0.4, complete=True,
+                               samples=[dict(name=folder.sample_name(i)) for i in range(n)]))
+    return folder
+
+
+def _segmentor(tmp_path, bias=None, num_classes=2, name='seg'):
+    """Config and checkpoint of a tiny ResNet-18/FCN with SOS's classes; ``bias``: zero classifier weights and this
+    bias (constant logits), else the random initialisation of torch seed 0."""
+    cfg = tmp_path / f'{name}.py'
+    cfg.write_text(
+        "default_scope = 'mmseg'\n"
+        "norm_cfg = dict(type='BN', requires_grad=True)\n"
+        "model = dict(type='EncoderDecoder',\n"
+        "    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3, std=[64.0] * 3,\n"
+        "                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32),\n"
+        "    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, out_indices=(3,),\n"
+        "                  norm_cfg=norm_cfg),\n"
+        "    decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=8, num_convs=1,\n"
+        f"                     concat_input=False, num_classes={num_classes}, norm_cfg=norm_cfg,\n"
+        "                     align_corners=False, loss_decode=dict(type='CrossEntropyLoss')),\n"
+        "    train_cfg=dict(), test_cfg=dict(mode='whole'))\n"
+        "test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations'),\n"
+        "                 dict(type='PackSegInputs')]\n")
+    from mmseg.apis import init_model
+    torch.manual_seed(0)
+    model = init_model(str(cfg), None, device='cpu')
+    if bias is not None:
+        with torch.no_grad():
+            model.decode_head.conv_seg.weight.zero_()
+            model.decode_head.conv_seg.bias.copy_(torch.tensor(bias))
+    ckpt = tmp_path / f'{name}.pth'
+    classes = CLASSES if num_classes == 2 else [f'c{k}' for k in range(num_classes)]
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=classes))), str(ckpt))
+    return str(cfg), str(ckpt)
+
+
+def test_logits_are_the_segmentors_on_the_copied_images(tmp_path):
+    src = _daug(tmp_path / 'src')
+    cfg, ckpt = _segmentor(tmp_path)
+    out = tmp_path / 'relabelled'
+    assert _tool().main([cfg, ckpt, '--daug', src.root, '--out-dir', str(out)]) == 0
+    from mmengine.config import Config
+    from mmseg.apis import inference_model, init_model
+    ref_cfg = Config.fromfile(cfg)
+    ref_cfg.test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]  # no label file
+    model = init_model(ref_cfg, ckpt, device='cpu')
+    manifest = json.load(open(out / 'manifest.json'))
+    assert manifest['complete'] is True and manifest['source'] == 'relabelled'
+    assert manifest['classes'] == CLASSES and manifest['num_classes'] == 2
+    assert manifest['source_daug'] == osp.abspath(src.root) and manifest['source_manifest']['balancing_factor'] == 0.4
+    assert [s['name'] for s in manifest['samples']] == [f's{i:06d}' for i in range(5)]
+    for s in manifest['samples']:
+        with open(osp.join(src.root, 'images', f'{s["name"]}.png'), 'rb') as f:
+            src_png = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+        got_img = cv2.imread(str(out / 'images' / f'{s["name"]}.png'), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(got_img, src_png)  # the image, bit for bit
+        logits = np.load(out / 'logits' / f'{s["name"]}.npy')
+        assert logits.dtype == np.float16 and logits.shape == (2, 40, 40)
+        ref = inference_model(model, cv2.cvtColor(src_png, cv2.COLOR_GRAY2BGR)).seg_logits.data.numpy()
+        np.testing.assert_allclose(logits.astype(np.float32), ref, rtol=2e-3, atol=2e-3)  # float16 storage
+        assert np.ptp(ref) > 0  # an image-dependent model: not a constant that any code would reproduce
+    # the copy is a D_aug like any other
+    from projects.sar_oilspill.datasets.daug import DAugDataset
+    ds = DAugDataset(data_root=str(out), pipeline=[], metainfo=dict(classes=tuple(CLASSES)))
+    assert len(ds) == 5
+
+
+def test_constant_segmentor_shares_agreement_and_resume(tmp_path, capsys):
+    src = _daug(tmp_path / 'src', n=4, seed=1)
+    cfg, ckpt = _segmentor(tmp_path, bias=[0.5, 2.0])  # oil wins everywhere by 1.5
+    out = tmp_path / 'relabelled'
+    tool = _tool()
+    assert tool.main([cfg, ckpt, '--daug', src.root, '--out-dir', str(out)]) == 0
+    first = json.load(open(out / 'manifest.json'))
+    for name in [f's{i:06d}' for i in range(4)]:
+        logits = np.load(out / 'logits' / f'{name}.npy').astype(np.float32)
+        np.testing.assert_allclose(logits[0], 0.5, atol=1e-3)
+        np.testing.assert_allclose(logits[1], 2.0, atol=1e-3)
+    assert first['label_shares'] == {'background': 0.0, 'oil_spill': 1.0}
+    src_oil = np.mean([np.load(osp.join(src.root, 'logits', f)).astype(np.float32).argmax(0).mean()
+                       for f in sorted(os.listdir(osp.join(src.root, 'logits')))])
+    assert first['source_label_agreement'] == pytest.approx(src_oil)  # agree exactly where the source says oil
+    assert '4 written, 0 kept' in capsys.readouterr().out
+
+    # resumed: an interrupted run writes only what is missing; the manifest is the same
+    stamps = {f: osp.getmtime(out / 'logits' / f) for f in os.listdir(out / 'logits')}
+    os.remove(out / 'logits' / 's000001.npy')
+    assert tool.main([cfg, ckpt, '--daug', src.root, '--out-dir', str(out)]) == 0
+    assert '1 written, 3 kept' in capsys.readouterr().out
+    assert json.load(open(out / 'manifest.json')) == first
+    assert all(osp.getmtime(out / 'logits' / f) == t for f, t in stamps.items() if f != 's000001.npy')
+
+    # another segmentor (other bytes) into the same folder is refused, naming the checkpoint
+    cfg2, ckpt2 = _segmentor(tmp_path, bias=[2.0, 0.5], name='seg2')
+    assert tool.main([cfg2, ckpt2, '--daug', src.root, '--out-dir', str(out)]) == 2
+    err = capsys.readouterr().err
+    assert 'checkpoint' in err and str(out) in err
+    assert json.load(open(out / 'manifest.json')) == first
+
+
+def test_bad_input_is_named(tmp_path, capsys):
+    src = _daug(tmp_path / 'src', n=2)
+    cfg, ckpt = _segmentor(tmp_path)
+    tool = _tool()
+    assert tool.main([cfg, ckpt, '--daug', src.root, '--out-dir', src.root]) == 2
+    assert 'is the source D_aug itself' in capsys.readouterr().err
+    assert tool.main([cfg, str(tmp_path / 'nope.pth'), '--daug', src.root, '--out-dir', str(tmp_path / 'o')]) == 2
+    assert 'nope.pth' in capsys.readouterr().err
+    assert tool.main([cfg, ckpt, '--daug', str(tmp_path / 'missing'), '--out-dir', str(tmp_path / 'o')]) == 2
+    assert 'manifest.json not found' in capsys.readouterr().err
+    cfg3, ckpt3 = _segmentor(tmp_path, num_classes=3, name='seg3')
+    assert tool.main([cfg3, ckpt3, '--daug', src.root, '--out-dir', str(tmp_path / 'o')]) == 2
+    assert 'predicts 3 classes' in capsys.readouterr().err
+    assert not osp.exists(tmp_path / 'o' / 'logits')  # nothing written on a refusal
