@@ -61,3 +61,43 @@ def tiny_osd_checkpoint(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(OSDDataset.METAINFO))), path)
     return path
+
+
+TINY_FCN_CONFIG = """default_scope = 'mmseg'
+custom_imports = dict(imports=['projects.sar_oilspill'], allow_failed_imports=False)
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(type='EncoderDecoder',
+    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3, std=[64.0] * 3,
+                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32),
+    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, out_indices=(3,),
+                  norm_cfg=norm_cfg),
+    decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=8, num_convs=1,
+                     concat_input=False, num_classes={num_classes}, norm_cfg=norm_cfg, align_corners=False,
+                     loss_decode=dict(type='CrossEntropyLoss')),
+    train_cfg=dict(), test_cfg=dict(mode='whole'))
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations'),
+                 dict(type='PackSegInputs')]
+"""
+
+
+@pytest.fixture(scope='session')
+def tiny_fcn_segmentor():
+    """Factory ``make(directory, dataset_meta, bias=None, name='tiny_seg') -> (config, checkpoint)``: a tiny
+    ResNet-18 / FCN segmentor (stock mmseg modules) with ``len(dataset_meta['classes'])`` classes, saved with that
+    dataset meta. ``bias``: zero classifier weights and this bias (the same logits at every pixel); ``None``: the
+    random initialisation of torch seed 0 (logits that depend on the image)."""
+    def make(directory, dataset_meta, bias=None, name='tiny_seg'):
+        from mmseg.apis import init_model
+        cfg = osp.join(str(directory), f'{name}.py')
+        with open(cfg, 'w') as f:
+            f.write(TINY_FCN_CONFIG.format(num_classes=len(dataset_meta['classes'])))
+        torch.manual_seed(0)
+        model = init_model(cfg, None, device='cpu')
+        if bias is not None:
+            with torch.no_grad():
+                model.decode_head.conv_seg.weight.zero_()
+                model.decode_head.conv_seg.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+        ckpt = osp.join(str(directory), f'{name}.pth')
+        torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(dataset_meta))), ckpt)
+        return cfg, ckpt
+    return make

@@ -351,37 +351,9 @@ def _load_tool(path: str, name: str):
     return module
 
 
-def _tiny_segmentor(tmp_path) -> tuple:
-    """A tiny ResNet/FCN whose classifier always says class 0, saved as a checkpoint."""
-    cfg = tmp_path / 'tiny_seg.py'
-    cfg.write_text(
-        "default_scope = 'mmseg'\n"
-        "custom_imports = dict(imports=['projects.sar_oilspill'], allow_failed_imports=False)\n"
-        "norm_cfg = dict(type='BN', requires_grad=True)\n"
-        "model = dict(type='EncoderDecoder',\n"
-        "    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3, std=[64.0] * 3,\n"
-        "                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32),\n"
-        "    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, out_indices=(3,),\n"
-        "                  norm_cfg=norm_cfg),\n"
-        "    decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=8, num_convs=1,\n"
-        "                     concat_input=False, num_classes=5, norm_cfg=norm_cfg, align_corners=False,\n"
-        "                     loss_decode=dict(type='CrossEntropyLoss')),\n"
-        "    train_cfg=dict(), test_cfg=dict(mode='whole'))\n"
-        "test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations'),\n"
-        "                 dict(type='PackSegInputs')]\n")
-    from mmseg.apis import init_model
-    model = init_model(str(cfg), None, device='cpu')
-    with torch.no_grad():
-        model.decode_head.conv_seg.weight.zero_()
-        model.decode_head.conv_seg.bias.copy_(torch.tensor([5.0, 0, 0, 0, 0]))
-    ckpt = tmp_path / 'tiny_seg.pth'
-    meta = dict(dataset_meta=dict(OSDDataset.METAINFO))
-    torch.save(dict(state_dict=model.state_dict(), meta=meta), str(ckpt))
-    return str(cfg), str(ckpt)
-
-
-def test_eval_generation_cli(tiny_daug, synthetic_osd, fake_inception, tmp_path):
-    cfg, ckpt = _tiny_segmentor(tmp_path)
+def test_eval_generation_cli(tiny_daug, synthetic_osd, fake_inception, tmp_path, tiny_fcn_segmentor):
+    # a tiny ResNet/FCN whose classifier always says class 0
+    cfg, ckpt = tiny_fcn_segmentor(tmp_path, OSDDataset.METAINFO, bias=[5.0, 0, 0, 0, 0])
     out = tmp_path / 'metrics.json'
     env = dict(os.environ, OMP_NUM_THREADS='2')
     real = osp.join(synthetic_osd, 'train', 'images')

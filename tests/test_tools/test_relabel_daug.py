@@ -12,7 +12,6 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-import torch
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CLASSES = ['background', 'oil_spill']
@@ -40,40 +39,13 @@ def _daug(root, n=5, size=40, seed=0, classes=CLASSES):
     return folder
 
 
-def _segmentor(tmp_path, bias=None, num_classes=2, name='seg'):
-    """Config and checkpoint of a tiny ResNet-18/FCN with SOS's classes; ``bias``: zero classifier weights and this
-    bias (constant logits), else the random initialisation of torch seed 0."""
-    cfg = tmp_path / f'{name}.py'
-    cfg.write_text(
-        "default_scope = 'mmseg'\n"
-        "norm_cfg = dict(type='BN', requires_grad=True)\n"
-        "model = dict(type='EncoderDecoder',\n"
-        "    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3, std=[64.0] * 3,\n"
-        "                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32),\n"
-        "    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, out_indices=(3,),\n"
-        "                  norm_cfg=norm_cfg),\n"
-        "    decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=8, num_convs=1,\n"
-        f"                     concat_input=False, num_classes={num_classes}, norm_cfg=norm_cfg,\n"
-        "                     align_corners=False, loss_decode=dict(type='CrossEntropyLoss')),\n"
-        "    train_cfg=dict(), test_cfg=dict(mode='whole'))\n"
-        "test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadOilSpillAnnotations'),\n"
-        "                 dict(type='PackSegInputs')]\n")
-    from mmseg.apis import init_model
-    torch.manual_seed(0)
-    model = init_model(str(cfg), None, device='cpu')
-    if bias is not None:
-        with torch.no_grad():
-            model.decode_head.conv_seg.weight.zero_()
-            model.decode_head.conv_seg.bias.copy_(torch.tensor(bias))
-    ckpt = tmp_path / f'{name}.pth'
-    classes = CLASSES if num_classes == 2 else [f'c{k}' for k in range(num_classes)]
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=classes))), str(ckpt))
-    return str(cfg), str(ckpt)
+def _meta(num_classes=2):
+    return dict(classes=CLASSES if num_classes == 2 else [f'c{k}' for k in range(num_classes)])
 
 
-def test_logits_are_the_segmentors_on_the_copied_images(tmp_path):
+def test_logits_are_the_segmentors_on_the_copied_images(tmp_path, tiny_fcn_segmentor):
     src = _daug(tmp_path / 'src')
-    cfg, ckpt = _segmentor(tmp_path)
+    cfg, ckpt = tiny_fcn_segmentor(tmp_path, _meta())  # random weights: logits that depend on the image
     out = tmp_path / 'relabelled'
     assert _tool().main([cfg, ckpt, '--daug', src.root, '--out-dir', str(out)]) == 0
     from mmengine.config import Config
@@ -102,9 +74,9 @@ def test_logits_are_the_segmentors_on_the_copied_images(tmp_path):
     assert len(ds) == 5
 
 
-def test_constant_segmentor_shares_agreement_and_resume(tmp_path, capsys):
+def test_constant_segmentor_shares_agreement_and_resume(tmp_path, capsys, tiny_fcn_segmentor):
     src = _daug(tmp_path / 'src', n=4, seed=1)
-    cfg, ckpt = _segmentor(tmp_path, bias=[0.5, 2.0])  # oil wins everywhere by 1.5
+    cfg, ckpt = tiny_fcn_segmentor(tmp_path, _meta(), bias=[0.5, 2.0])  # oil wins everywhere by 1.5
     out = tmp_path / 'relabelled'
     tool = _tool()
     assert tool.main([cfg, ckpt, '--daug', src.root, '--out-dir', str(out)]) == 0
@@ -128,16 +100,16 @@ def test_constant_segmentor_shares_agreement_and_resume(tmp_path, capsys):
     assert all(osp.getmtime(out / 'logits' / f) == t for f, t in stamps.items() if f != 's000001.npy')
 
     # another segmentor (other bytes) into the same folder is refused, naming the checkpoint
-    cfg2, ckpt2 = _segmentor(tmp_path, bias=[2.0, 0.5], name='seg2')
+    cfg2, ckpt2 = tiny_fcn_segmentor(tmp_path, _meta(), bias=[2.0, 0.5], name='seg2')
     assert tool.main([cfg2, ckpt2, '--daug', src.root, '--out-dir', str(out)]) == 2
     err = capsys.readouterr().err
     assert 'checkpoint' in err and str(out) in err
     assert json.load(open(out / 'manifest.json')) == first
 
 
-def test_bad_input_is_named(tmp_path, capsys):
+def test_bad_input_is_named(tmp_path, capsys, tiny_fcn_segmentor):
     src = _daug(tmp_path / 'src', n=2)
-    cfg, ckpt = _segmentor(tmp_path)
+    cfg, ckpt = tiny_fcn_segmentor(tmp_path, _meta())
     tool = _tool()
     assert tool.main([cfg, ckpt, '--daug', src.root, '--out-dir', src.root]) == 2
     assert 'is the source D_aug itself' in capsys.readouterr().err
@@ -145,7 +117,7 @@ def test_bad_input_is_named(tmp_path, capsys):
     assert 'nope.pth' in capsys.readouterr().err
     assert tool.main([cfg, ckpt, '--daug', str(tmp_path / 'missing'), '--out-dir', str(tmp_path / 'o')]) == 2
     assert 'manifest.json not found' in capsys.readouterr().err
-    cfg3, ckpt3 = _segmentor(tmp_path, num_classes=3, name='seg3')
+    cfg3, ckpt3 = tiny_fcn_segmentor(tmp_path, _meta(3), name='seg3')
     assert tool.main([cfg3, ckpt3, '--daug', src.root, '--out-dir', str(tmp_path / 'o')]) == 2
     assert 'predicts 3 classes' in capsys.readouterr().err
     assert not osp.exists(tmp_path / 'o' / 'logits')  # nothing written on a refusal
