@@ -439,3 +439,10 @@ def test_make_grid_cli(tiny_daug, tmp_path, capsys):
     assert grid.shape == (2 * 64 + 3 * 2, 4 * 96 + 5 * 2, 3)
     assert tool.main([str(tmp_path / 'nope'), '--out', str(out)]) == 2
     assert 'not a D_aug folder' in capsys.readouterr().err
+
+
+def test_seg_predictor_refuses_a_segmentor_of_other_classes(tmp_path, tiny_fcn_segmentor):
+    cfg, ckpt = tiny_fcn_segmentor(tmp_path, dict(classes=['background', 'oil_spill']))
+    tool = _load_tool(EVAL_TOOL, 'eval_generation')
+    with pytest.raises(ValueError, match=r'decode_head\.num_classes=2 but the D_aug has 5 classes'):
+        tool.build_seg_predictor(cfg, ckpt, 'cpu', list(OSD_CLASSES))

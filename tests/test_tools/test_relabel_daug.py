@@ -119,5 +119,6 @@ def test_bad_input_is_named(tmp_path, capsys, tiny_fcn_segmentor):
     assert 'manifest.json not found' in capsys.readouterr().err
     cfg3, ckpt3 = tiny_fcn_segmentor(tmp_path, _meta(3), name='seg3')
     assert tool.main([cfg3, ckpt3, '--daug', src.root, '--out-dir', str(tmp_path / 'o')]) == 2
-    assert 'predicts 3 classes' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'decode_head.num_classes=3' in err and 'has 2 classes' in err and str(src.root) in err
     assert not osp.exists(tmp_path / 'o' / 'logits')  # nothing written on a refusal

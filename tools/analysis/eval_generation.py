@@ -71,7 +71,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def build_seg_predictor(config: str, checkpoint: str, device: str, num_classes: int
+def build_seg_predictor(config: str, checkpoint: str, device: str, classes: List[str]
                         ) -> Callable[[np.ndarray], np.ndarray]:
     """A segmentor (mmseg ``init_model``) as a function image -> (H, W) class map (``inference_model``).
 
@@ -81,10 +81,9 @@ def build_seg_predictor(config: str, checkpoint: str, device: str, num_classes: 
     import cv2
 
     from projects.sar_oilspill.apis import init_segmentor, predict_image
+    from projects.sar_oilspill.utils.checkpoint_compat import check_num_classes
     model = init_segmentor(config, checkpoint, device=device)
-    head_k = getattr(getattr(model, 'decode_head', None), 'num_classes', None)
-    if head_k is not None and int(head_k) != int(num_classes):
-        raise ValueError(f'segmentor {config} predicts {head_k} classes but D_aug has {num_classes}')
+    check_num_classes(model, classes, 'the D_aug')
 
     def predict(image: np.ndarray) -> np.ndarray:
         if image.ndim == 2:
@@ -212,7 +211,7 @@ def run(args: argparse.Namespace) -> Dict:
     offset = parse_logit_offsets(args.logit_offset, classes)
     extractor = InceptionFeatureExtractor(args.inception, device=args.device, batch_size=args.batch_size) \
         if args.inception else None
-    predictor = build_seg_predictor(args.seg_config, args.seg_checkpoint, args.device, num_classes) \
+    predictor = build_seg_predictor(args.seg_config, args.seg_checkpoint, args.device, classes) \
         if args.seg_config else None
 
     def gen_images():

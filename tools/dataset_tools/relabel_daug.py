@@ -49,10 +49,8 @@ def relabel(args: argparse.Namespace) -> dict:
     from projects.sar_oilspill.apis import init_segmentor, predict_image
     from projects.sar_oilspill.datasets.daug import DAugFolder
     from projects.sar_oilspill.engine.jointnet_generation_loop import file_sha256
+    from projects.sar_oilspill.utils.checkpoint_compat import check_num_classes
 
-    for what, path in (('config', args.config), ('checkpoint', args.checkpoint)):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} {path!r} does not exist')
     src, dst = DAugFolder(args.daug), DAugFolder(args.out_dir)
     if osp.abspath(src.root) == osp.abspath(dst.root):
         raise ValueError(f'--out-dir {args.out_dir!r} is the source D_aug itself; write the relabelled copy elsewhere')
@@ -66,9 +64,7 @@ def relabel(args: argparse.Namespace) -> dict:
     else:
         cfg = args.config
     model = init_segmentor(cfg, args.checkpoint, device=args.device)
-    head_k = getattr(getattr(model, 'decode_head', None), 'num_classes', None)
-    if head_k is not None and int(head_k) != k:
-        raise ValueError(f'segmentor {args.config} predicts {head_k} classes, D_aug {args.daug} has {k} ({classes})')
+    check_num_classes(model, classes, f'D_aug {args.daug}')
     meta_classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
     if meta_classes is not None and list(meta_classes) != classes:
         raise ValueError(f'checkpoint {args.checkpoint}: trained on classes {list(meta_classes)}, D_aug {args.daug} '
@@ -82,8 +78,8 @@ def relabel(args: argparse.Namespace) -> dict:
     agree = total = 0
     written = 0
     for name in names:
-        image = src.read_image(name)
         if not dst.has_sample(name):
+            image = src.read_image(name)
             logits = predict_image(model, cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), logits=True)['logits']
             if logits.shape != (k, *image.shape):
                 raise RuntimeError(f'{args.config}: logits of shape {logits.shape} for the {image.shape} tile {name}, '
@@ -96,11 +92,10 @@ def relabel(args: argparse.Namespace) -> dict:
         agree += int((new == old).sum())
         total += new.size
     stats = dict(label_shares={c: float(counts[i] / total) for i, c in enumerate(classes)},
-                 source_label_agreement=agree / total, written=written, kept=len(names) - written)
+                 source_label_agreement=agree / total)
     dst.write_manifest(dict(settings, num_samples=len(names), complete=True, samples=[dict(name=n) for n in names],
-                            source_manifest=manifest, **{k_: v for k_, v in stats.items() if k_ not in
-                                                         ('written', 'kept')}))
-    return dict(stats, num_samples=len(names), out_dir=dst.root)
+                            source_manifest=manifest, **stats))
+    return dict(stats, num_samples=len(names), out_dir=dst.root, written=written, kept=len(names) - written)
 
 
 def main(argv=None) -> int:
