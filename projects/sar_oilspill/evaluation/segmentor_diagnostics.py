@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .oilspill_metric import confusion_to_metrics
+
 #: activation modules whose outputs :class:`ActivationMonitor` watches
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish)
 
@@ -123,10 +125,11 @@ class ClassMarginStats:
     def class_result(self, c: int) -> Dict:
         pos, neg = self.pos[c].astype(np.float64), self.neg[c].astype(np.float64)
         n_pos, n_neg = pos.sum(), neg.sum()
-        union = self.label_count[c] + self.pred_count[c] - self.intersection[c]
+        union = self.label_count + self.pred_count - self.intersection
+        iou = confusion_to_metrics(self.intersection, union, self.pred_count, self.label_count)['IoU'][c]
         res = dict(label_share=self.label_count[c] / max(self.num_pixels, 1),
                    pred_share=self.pred_count[c] / max(self.num_pixels, 1),
-                   iou=self.intersection[c] / union if union else float('nan'),
+                   iou=float(iou),
                    auc=float('nan'), best_threshold=float('nan'), best_threshold_iou=float('nan'),
                    margin_max_on_class=float(self.pos_max[c]) if n_pos else float('nan'),
                    margin_median_on_class=float('nan'))
