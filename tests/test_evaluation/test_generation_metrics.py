@@ -20,7 +20,7 @@ from projects.sar_oilspill.evaluation.fid import (InceptionFeatureExtractor, com
                                                   frechet_distance, inception_score)
 from projects.sar_oilspill.evaluation.image_sets import (class_shares, list_real_images, load_daug, read_image,
                                                          real_label_maps)
-from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency
+from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency, soft_label_confidence
 from projects.sar_oilspill.evaluation.speckle_stats import (equivalent_number_of_looks, histogram_distance,
                                                             speckle_statistics)
 from projects.sar_oilspill.visualization.grid import SOS_OVERLAY_PALETTE, save_generation_grid
@@ -291,6 +291,41 @@ def test_label_consistency_always_background():
         label_image_consistency(lambda img: np.zeros((3, 3), int), _pairs(), 4)
 
 
+def test_soft_label_confidence_against_scipy():
+    from scipy.special import softmax
+    from scipy.stats import entropy
+    rng = np.random.default_rng(0)
+    maps = [rng.normal(0, 3, (3, 8, 9)), rng.normal(1, 5, (3, 5, 4)) * np.array([1, 0.2, 2])[:, None, None]]
+    out = soft_label_confidence(maps, temperature=2.0)
+    z = np.concatenate([m.reshape(3, -1) for m in maps], 1)
+    top = np.sort(z, 0)
+    margin = top[-1] - top[-2]
+    p = softmax(z / 2.0, axis=0)
+    assert out['num_pixels'] == z.shape[1] and out['temperature'] == 2.0
+    assert out['mean_entropy'] == pytest.approx(entropy(p, axis=0).mean(), rel=1e-12)
+    assert out['mean_top1_prob'] == pytest.approx(p.max(0).mean(), rel=1e-12)
+    assert out['share_margin_below_1'] == pytest.approx((margin < 1).mean())
+    for q in (10, 50, 90):  # binned quantiles: within one bin (0.01) of the exact order statistic
+        assert abs(out[f'margin_p{q}'] - np.quantile(margin, q / 100, method='inverted_cdf')) <= 0.01
+    # by hand: two classes, margins 0 and 4 at T = 1: entropies ln 2 and the binary entropy of sigmoid(4)
+    hand = soft_label_confidence([np.array([[[0.0, 4.0]], [[0.0, 0.0]]])])
+    s4 = 1 / (1 + np.exp(-4.0))
+    assert hand['mean_entropy'] == pytest.approx((np.log(2) - s4 * np.log(s4) - (1 - s4) * np.log(1 - s4)) / 2)
+    assert hand['share_margin_below_1'] == 0.5 and hand['margin_p90'] == pytest.approx(4.005)
+    assert hand['margin_p10'] == pytest.approx(0.005)
+    # a colder (larger-margin) label set is harder: lower entropy, higher top-1 probability
+    cold = soft_label_confidence([m * 3 for m in maps], temperature=2.0)
+    assert cold['mean_entropy'] < out['mean_entropy'] and cold['margin_p50'] > out['margin_p50']
+    with pytest.raises(ValueError, match='temperature'):
+        soft_label_confidence(maps, temperature=0)
+    with pytest.raises(ValueError, match='K >= 2'):
+        soft_label_confidence([np.zeros((1, 2, 2))])
+    with pytest.raises(ValueError, match='NaN'):
+        soft_label_confidence([np.full((2, 2, 2), np.nan)])
+    with pytest.raises(ValueError, match='no logits'):
+        soft_label_confidence([])
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Grid
 # ------------------------------------------------------------------------------------------------------------
@@ -396,6 +431,14 @@ def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, 
     assert res['label_shares']['generated'] == pytest.approx(argmax.tolist(), abs=1e-12)
     assert res['label_shares']['generated_mean_prob'] == pytest.approx(prob.tolist(), abs=1e-9)
     assert res['label_shares']['real'] is None and 'oil_spill pixel share (%)' in text
+    # soft-label confidence at the default KD temperature 2, by hand with torch
+    z = torch.from_numpy(logits).permute(1, 0, 2, 3).reshape(len(OSD_CLASSES), -1)
+    p = torch.softmax(z / 2.0, 0)
+    assert res['label_confidence']['mean_entropy'] == pytest.approx(float(-(p * p.log()).sum(0).mean()), rel=1e-9)
+    top = z.topk(2, 0).values
+    below_1 = float((top[0] - top[1] < 1).double().mean())
+    assert res['label_confidence']['share_margin_below_1'] == pytest.approx(below_1)
+    assert 'mean entropy at T = 2' in text
     assert tool.main([tiny_daug, '--real-root', real, '--real-type', 'osd', '--out', str(out)]) == 0
     real_shares = json.loads(out.read_text())['label_shares']['real']  # OSD masks decoded (hand check: SOS test)
     assert len(real_shares) == len(OSD_CLASSES) and sum(real_shares) == pytest.approx(1.0)

@@ -1,5 +1,5 @@
-"""Quality of a generated D_aug set: FID / IS, speckle statistics, class shares of the labels and label-image
-consistency.
+"""Quality of a generated D_aug set: FID / IS, speckle statistics, class shares and confidence of the soft labels,
+label-image consistency.
 
 Examples:
     # offline measures only (speckle statistics, histogram distances)
@@ -30,7 +30,8 @@ from projects.sar_oilspill.evaluation.fid import (INCEPTION_FILE, InceptionFeatu
                                                   compute_fid_is)
 from projects.sar_oilspill.evaluation.image_sets import (class_shares, list_real_images, load_daug,  # noqa: E402
                                                          read_image, real_label_maps)
-from projects.sar_oilspill.evaluation.label_consistency import label_image_consistency  # noqa: E402
+from projects.sar_oilspill.evaluation.label_consistency import (label_image_consistency,  # noqa: E402
+                                                                soft_label_confidence)
 from projects.sar_oilspill.evaluation.speckle_stats import speckle_statistics  # noqa: E402
 from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits  # noqa: E402
 from projects.sar_oilspill.utils.atomic import json_safe, write_json_atomic  # noqa: E402
@@ -61,11 +62,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='add VALUE to the generated logits of CLASS (a name or an index) before the label shares '
                              'and the label-image consistency are measured: a probe of relabelling by prior shift, '
                              'e.g. oil_spill=6.75 (the files are not changed)')
+    parser.add_argument('--kd-temperature', type=float, default=2.0,
+                        help='temperature of the soft labels\' entropy and top-1 probability (the KD temperature '
+                             'of the DAKD loss)')
     parser.add_argument('--out', help='write the results as JSON here')
     parser.add_argument('--device', default='cpu', help='torch device for Inception and the segmentor')
     args = parser.parse_args(argv)
     if bool(args.seg_config) != bool(args.seg_checkpoint):
         parser.error('--seg-config and --seg-checkpoint go together')
+    if not args.kd_temperature > 0:
+        parser.error(f'--kd-temperature must be > 0, got {args.kd_temperature}')
     if args.max_samples is not None and args.max_samples < 1:
         parser.error('--max-samples must be >= 1')
     return args
@@ -142,6 +148,13 @@ def format_table(results: Dict) -> str:
         table.add_row(['IS', f'{fi["is_mean"]:.3f} ± {fi["is_std"]:.3f}'])
     else:
         table.add_row(['FID / IS', 'skipped (no --inception weights)'])
+    conf = results.get('label_confidence')
+    if conf:
+        table.add_row(['soft labels: top-1 logit margin p10 / p50 / p90',
+                       f'{conf["margin_p10"]:.2f} / {conf["margin_p50"]:.2f} / {conf["margin_p90"]:.2f}'])
+        table.add_row(['soft labels: pixels with margin < 1 (%)', f'{100 * conf["share_margin_below_1"]:.2f}'])
+        table.add_row([f'soft labels: mean entropy at T = {conf["temperature"]:g} (nats)',
+                       f'{conf["mean_entropy"]:.4f}'])
     lc = results.get('label_consistency')
     if lc:
         table.add_row(['label-image consistency mIoU (%)', f'{100 * lc["mIoU"]:.2f}'])
@@ -230,6 +243,8 @@ def run(args: argparse.Namespace) -> Dict:
         f'intensity = grey level^2 (amplitude tiles), window={args.enl_window or "whole image"}, '
         f'homogeneous_fraction={args.enl_fraction}')
     results['label_shares'] = label_shares(samples, num_classes, args.real_root, args.real_type, real_paths, offset)
+    results['label_confidence'] = soft_label_confidence(
+        (read_offset_logits(s['logits_path'], num_classes, offset) for s in samples), args.kd_temperature)
     if extractor is not None:
         results['fid_is'] = compute_fid_is(real_images(), gen_images(), extractor, batch_size=args.batch_size)
         results['inception'] = osp.abspath(args.inception)

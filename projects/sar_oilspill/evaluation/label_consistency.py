@@ -4,6 +4,7 @@ A segmenter trained on real data segments the generated tiles, and its predictio
 generated logits (:func:`label_image_consistency`). High mIoU means the generated labels describe what the generated
 image shows.
 """
+import math
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
@@ -78,3 +79,57 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
                 num_images=n, num_pixels=int(areas[3].sum()),
                 pred_share={k: float(v) for k, v in zip(names, areas[2] / max(areas[2].sum(), 1))},
                 label_share={k: float(v) for k, v in zip(names, areas[3] / max(areas[3].sum(), 1))})
+
+
+def soft_label_confidence(logit_maps: Iterable[np.ndarray], temperature: float = 1.0, bin_width: float = 0.01,
+                          max_margin: float = 100.0) -> Dict:
+    """How hard a set of soft labels is: the top-1 margin ``z_(1) - z_(2)`` of each pixel's logits and the entropy
+    of ``softmax(z / temperature)`` (the distribution a KD loss at that temperature distils).
+
+    Two label sets can agree on the argmax and still teach differently: logits with margins of 7 are one-hot at
+    ``T = 2`` (probability 0.97), margins of 1 leave the student room near class boundaries. Margins are binned
+    (``bin_width`` logit units; those above ``max_margin`` fall in the last bin), so quantiles are exact to one bin.
+
+    Args:
+        logit_maps: Iterable of ``(K, H, W)`` logits (K >= 2).
+        temperature: Softmax temperature of the entropy and of the mean top-1 probability.
+
+    Returns:
+        ``dict(num_pixels, temperature, margin_p10, margin_p50, margin_p90, share_margin_below_1, mean_entropy,
+        mean_top1_prob)``; entropy in nats.
+    """
+    if not temperature > 0:
+        raise ValueError(f'soft_label_confidence: temperature must be > 0, got {temperature}')
+    num_bins = int(math.ceil(max_margin / bin_width)) + 1
+    hist = np.zeros(num_bins, np.int64)
+    n = 0
+    entropy = top1 = 0.0
+    for logits in logit_maps:
+        z = np.asarray(logits, np.float64)
+        if z.ndim != 3 or z.shape[0] < 2:
+            raise ValueError(f'soft_label_confidence: expected (K, H, W) logits with K >= 2, got {z.shape}')
+        if not np.isfinite(z).all():
+            raise ValueError('soft_label_confidence: the logits hold NaN or Inf')
+        z = z.reshape(z.shape[0], -1)
+        top2 = np.sort(z, axis=0)[-2:]
+        margin = top2[1] - top2[0]
+        hist += np.bincount(np.minimum(np.floor(margin / bin_width), num_bins - 1).astype(np.int64),
+                            minlength=num_bins)
+        zt = z / temperature
+        zt = zt - zt.max(0, keepdims=True)
+        log_p = zt - np.log(np.exp(zt).sum(0, keepdims=True))
+        p = np.exp(log_p)
+        entropy += float(-(p * log_p).sum())
+        top1 += float(p.max(0).sum())
+        n += z.shape[1]
+    if n == 0:
+        raise ValueError('soft_label_confidence: no logits given')
+    cum = np.cumsum(hist)
+
+    def quantile(q: float) -> float:  # lower edge of the bin holding the q-quantile, plus half a bin
+        return float(np.searchsorted(cum, q * n) * bin_width + bin_width / 2)
+
+    below_1 = int(hist[:int(round(1.0 / bin_width))].sum())
+    return dict(num_pixels=n, temperature=float(temperature), margin_p10=quantile(0.1), margin_p50=quantile(0.5),
+                margin_p90=quantile(0.9), share_margin_below_1=below_1 / n, mean_entropy=entropy / n,
+                mean_top1_prob=top1 / n)
