@@ -412,11 +412,14 @@ def test_eval_generation_cli(tiny_daug, synthetic_osd, fake_inception, tmp_path,
     assert lc['mIoU'] == pytest.approx(np.mean(labels == 0) / present, rel=1e-6)
 
 
-def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, capsys):
+def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, capsys, monkeypatch):
     tool = _load_tool(EVAL_TOOL, 'eval_generation_tool')
     real = osp.join(synthetic_osd, 'train', 'images')
     out = tmp_path / 'offline.json'
+    reads, read_logits = [], tool.read_daug_logits
+    monkeypatch.setattr(tool, 'read_daug_logits', lambda path, k: reads.append(path) or read_logits(path, k))
     assert tool.main([tiny_daug, '--real-root', real, '--out', str(out)]) == 0  # auto -> folder of .jpg
+    monkeypatch.setattr(tool, 'read_daug_logits', read_logits)
     text = capsys.readouterr().out
     assert 'FID/IS skipped' in text and 'no Inception weights' in text
     res = json.loads(out.read_text())
@@ -425,6 +428,8 @@ def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, 
     # class shares of the generated labels: argmax and mean softmax of the stored logits, by hand; a folder of
     # images has no real labels
     _, samples = load_daug(tiny_daug, 6)
+    # one read of each logits file serves the class shares and the label confidence (no segmentor given)
+    assert sorted(reads) == sorted(s['logits_path'] for s in samples)
     logits = np.stack([np.load(s['logits_path']).astype(np.float64) for s in samples])  # (N, K, H, W)
     argmax = np.bincount(logits.argmax(1).ravel(), minlength=len(OSD_CLASSES)) / logits[:, 0].size
     prob = torch.softmax(torch.from_numpy(logits), 1).mean((0, 2, 3)).numpy()

@@ -19,7 +19,7 @@ import math  # noqa: E402
 import os.path as osp  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Callable, Dict, List, Optional  # noqa: E402
+from typing import Callable, Dict, Iterable, Iterator, List, Optional  # noqa: E402
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch loads)
@@ -194,21 +194,33 @@ def read_offset_logits(path: str, num_classes: int, offset: Optional[np.ndarray]
     return logits if offset is None else logits + offset[:, None, None]
 
 
-def label_shares(samples: List[Dict[str, str]], num_classes: int, real_root: str, real_type: str,
-                 real_paths: List[str], offset: Optional[np.ndarray] = None) -> Dict:
-    """Class shares of the labelled pixels: the generated labels (argmax of the logits; also the mean softmax
-    probability), and the real tiles' labels (None for a folder of images without labels). A generator whose
-    labels hold far less of a class than the real set pulls the student's prior for that class down."""
-    counts = np.zeros(num_classes, np.int64)
-    prob = np.zeros(num_classes, np.float64)
-    for s in samples:
-        logits = read_offset_logits(s['logits_path'], num_classes, offset)  # (K, H, W)
-        counts += np.bincount(logits.argmax(0).ravel(), minlength=num_classes)
-        e = np.exp(logits - logits.max(0, keepdims=True))
-        prob += (e / e.sum(0, keepdims=True)).reshape(num_classes, -1).sum(1)
-    real = real_label_maps(real_root, real_type, real_paths)
-    return dict(generated=(counts / counts.sum()).tolist(), generated_mean_prob=(prob / counts.sum()).tolist(),
-                real=None if real is None else class_shares(real, num_classes))
+class GeneratedLabelShares:
+    """Class shares of the generated labels (argmax of the logits; also the mean softmax probability), counted
+    as the logits stream past :meth:`observe` on their way to another measure, so that one read of each logits
+    file serves both (an OSD-sized D_aug holds gigabytes of them). A generator whose labels hold far less of a
+    class than the real set pulls the student's prior for that class down."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.counts = np.zeros(num_classes, np.int64)
+        self.prob = np.zeros(num_classes, np.float64)
+
+    def observe(self, logit_maps: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Yields each ``(K, H, W)`` logits map of ``logit_maps`` unchanged, after counting it."""
+        for logits in logit_maps:
+            self.counts += np.bincount(logits.argmax(0).ravel(), minlength=self.num_classes)
+            e = np.exp(logits - logits.max(0, keepdims=True))
+            self.prob += (e / e.sum(0, keepdims=True)).reshape(self.num_classes, -1).sum(1)
+            yield logits
+
+    def shares(self, real_labels: Optional[Iterable[np.ndarray]] = None) -> Dict:
+        """``dict(generated, generated_mean_prob, real)``; ``real`` from the real tiles' label maps (None for a
+        folder of images without labels)."""
+        total = self.counts.sum()
+        if total == 0:
+            raise ValueError('GeneratedLabelShares: no generated logits were observed')
+        return dict(generated=(self.counts / total).tolist(), generated_mean_prob=(self.prob / total).tolist(),
+                    real=None if real_labels is None else class_shares(real_labels, self.num_classes))
 
 
 def run(args: argparse.Namespace) -> Dict:
@@ -242,9 +254,11 @@ def run(args: argparse.Namespace) -> Dict:
     results['speckle']['enl_convention'] = (
         f'intensity = grey level^2 (amplitude tiles), window={args.enl_window or "whole image"}, '
         f'homogeneous_fraction={args.enl_fraction}')
-    results['label_shares'] = label_shares(samples, num_classes, args.real_root, args.real_type, real_paths, offset)
+    shares = GeneratedLabelShares(num_classes)  # counted while soft_label_confidence reads: one pass
     results['label_confidence'] = soft_label_confidence(
-        (read_offset_logits(s['logits_path'], num_classes, offset) for s in samples), args.kd_temperature)
+        shares.observe(read_offset_logits(s['logits_path'], num_classes, offset) for s in samples),
+        args.kd_temperature)
+    results['label_shares'] = shares.shares(real_label_maps(args.real_root, args.real_type, real_paths))
     if extractor is not None:
         results['fid_is'] = compute_fid_is(real_images(), gen_images(), extractor, batch_size=args.batch_size)
         results['inception'] = osp.abspath(args.inception)
