@@ -63,6 +63,62 @@ def test_hard_label_mode_and_max_samples(tmp_path):
         DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=META, max_samples=9))
 
 
+def _tile_mask(i, h=6, w=10):
+    """Label mask of tile i: column i of the tile (and nothing else) unlabelled."""
+    mask = np.ones((h, w), bool)
+    mask[:, i] = False
+    return mask
+
+
+def test_label_masks_reach_the_packed_sample_through_the_mosaic(tmp_path):
+    """A masked D_aug (label_mask: true, valid/<name>.png): the validity channel is 0 exactly at each tile's unlabelled
+    pixels, wherever the mosaic puts the tile; in hard mode those pixels are ignore (255); without the manifest flag
+    the masks are not read."""
+    from projects.sar_oilspill.datasets.daug import DAugFolder
+    root = _make_daug(tmp_path / 'daug')
+    folder = DAugFolder(str(root))
+    for i in range(4):  # rewrite each sample with a mask (same image and logits)
+        name = folder.sample_name(i)
+        folder.write_sample(name, folder.read_image(name), folder.read_logits(name).astype(np.float32),
+                            _tile_mask(i))
+    manifest = folder.read_manifest()
+    write_daug_manifest(str(root), dict(manifest, label_mask=True))
+    np.testing.assert_array_equal(folder.read_valid('s000002'), _tile_mask(2))
+    np.random.seed(0)
+    out = _mix_dataset(root)[0]
+    valid = out['data_samples'].gt_soft_logits.valid[0].numpy()
+    tiles = _quadrant_tiles(out)
+    for r in range(2):
+        for c in range(2):
+            np.testing.assert_array_equal(valid[r * 6:(r + 1) * 6, c * 10:(c + 1) * 10], _tile_mask(tiles[r][c]))
+    hard = DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=META,
+                               pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadSoftLabels', label_mode='hard'),
+                                         dict(type='PackSegInputsWithSoftLabels')]))
+    seg = hard[3]['data_samples'].gt_sem_seg.data[0].numpy()
+    assert (seg[:, 3] == 255).all() and (seg[1:, [0, 1, 2, 4]] == 3).all()  # tile 3 is class 3 where labelled
+
+    # the manifest decides: without label_mask the same files give every pixel a label
+    write_daug_manifest(str(root), manifest)
+    np.random.seed(0)
+    assert (_mix_dataset(root)[0]['data_samples'].gt_soft_logits.valid == 1).all()
+
+    # a missing or misshapen mask of a masked D_aug is named
+    write_daug_manifest(str(root), dict(manifest, label_mask=True))
+    ds = DATASETS.build(dict(type='DAugDataset', data_root=str(root), metainfo=META,
+                             pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadSoftLabels')]))
+    os.remove(folder.valid_path('s000001'))
+    with pytest.raises(OSError, match='s000001.png'):
+        ds[1]
+    folder.write_sample('s000001', folder.read_image('s000001'), folder.read_logits('s000001'),
+                        np.ones((6, 10), bool))
+    import cv2
+    cv2.imwrite(folder.valid_path('s000002'), np.full((5, 10), 255, np.uint8))
+    with pytest.raises(ValueError, match=r's000002.png: label mask of shape \(5, 10\)'):
+        ds[2]
+    with pytest.raises(ValueError, match='label mask'):
+        folder.write_sample('s000005', np.zeros((6, 10)), np.zeros((5, 6, 10)), np.ones((6, 9), bool))
+
+
 def test_manifest_checks(tmp_path):
     with pytest.raises(FileNotFoundError, match='manifest.json'):
         DATASETS.build(dict(type='DAugDataset', data_root=str(tmp_path), metainfo=META))

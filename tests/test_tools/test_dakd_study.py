@@ -124,6 +124,20 @@ def test_study_end_to_end_and_resume(sos_mini, tmp_path, capsys, monkeypatch):
     study.main(argv + ['--variants', 'real', 'dakd', 'dakd-relabel'])  # and a re-run skips it too
     assert capsys.readouterr().out.count('skipped') == 5
 
+    # the agreed arm: the teacher's own labels, masked where the real-only student disagrees
+    study.main(argv + ['--variants', 'real', 'dakd', 'dakd-agreed'])
+    assert capsys.readouterr().out.count('skipped') == 4  # real, dakd, teacher, generation quality
+    agr = json.load(open(work / 'runs' / 'saross_tiny_dakd-agreed_seed0.json'))
+    assert agr['settings']['relabelled_by'] == rel['settings']['relabelled_by']
+    assert all(_finite(agr['test_metrics'][k]) for k in ('mIoU', 'IoU.oil_spill'))
+    adir = agr['relabelled_daug']['daug_dir']
+    assert adir.startswith(str(work / 'agreed')) and 0 < agr['relabelled_daug']['labelled_share'] <= 1
+    amanifest = json.load(open(osp.join(adir, 'manifest.json')))
+    assert amanifest['label_mask'] is True and amanifest['labels'] == 'source-agreed'
+    assert len(os.listdir(osp.join(adir, 'valid'))) == 4
+    assert adir in open(osp.join(work, 'runs', 'saross_tiny_dakd-agreed_seed0', 'run.log')).read()
+    assert "DAKD minus the teacher's labels only where the real-only student agrees" in open(work / 'summary.md').read()
+
     # an invocation without a real-only student cannot judge label consistency: it keeps the evaluation that did
     study.main(argv + ['--variants', 'dakd'])
     out = capsys.readouterr().out
@@ -161,8 +175,11 @@ def test_study_refuses_bad_arguments(capsys, tmp_path):
     with pytest.raises(SystemExit):
         study.parse_args(['--data-root', 'x', '--variants', 'dakd-relabel', '--daug-source', 'real-crops'])
     assert 'does not go with --daug-source real-crops' in capsys.readouterr().err
-    a = study.parse_args(['--data-root', 'x', '--variants', 'dakd-relabel', 'dakd', 'real'])
-    assert a.variants == ['real', 'dakd', 'dakd-relabel']  # real-only runs first: the relabel arm needs them
+    with pytest.raises(SystemExit):
+        study.parse_args(['--data-root', 'x', '--variants', 'dakd-agreed', '--daug-source', 'real-crops'])
+    assert '--variants dakd-agreed relabels' in capsys.readouterr().err
+    a = study.parse_args(['--data-root', 'x', '--variants', 'dakd-agreed', 'dakd-relabel', 'dakd', 'real'])
+    assert a.variants == ['real', 'dakd', 'dakd-relabel', 'dakd-agreed']  # real-only first: the other arms need it
     with pytest.raises(RuntimeError, match=r"no real-only run .*saross_tiny_real_seed0\.json.*add 'real'"):
         study.labeller_run(a, str(tmp_path / 'work'), 'saross_tiny', 0)
 
@@ -222,6 +239,19 @@ def test_summary_means_over_seeds_and_paired_differences():
     assert '| saross_tiny | 2 | 1.50 ± 0.71 | 2.50 ± 2.12 | 0.75 ± 0.35 |' in images
     # dakd - relabel: mIoU +2, -1; oil +4, -2; val +0.5, +1
     assert '| saross_tiny | 2 | 0.50 ± 2.12 | 1.00 ± 4.24 | 0.75 ± 0.35 |' in labels
+    assert 'only where the real-only student agrees' not in text
+
+    # the agreed arm: its own row, and agreed - real, dakd - agreed
+    runs += [run('dakd-agreed', 0, 72.0, 53.0, 72.5), run('dakd-agreed', 1, 75.0, 55.0, 73.0)]
+    text = study.summarise(a, split, runs, None, None)
+    assert ("| saross_tiny | real + D_aug, the teacher's labels only where the real-only student agrees | 2 | "
+            '72.75 ± 0.35 |') in text
+    vs_real, vs_dakd = text.split("The teacher's labels only where the real-only student agrees, minus real only")[
+        1].split("DAKD minus the teacher's labels only where the real-only student agrees")
+    # agreed - real: mIoU +2, +3; oil +3, +3; val +1.5, 0
+    assert '| saross_tiny | 2 | 2.50 ± 0.71 | 3.00 ± 0.00 | 0.75 ± 1.06 |' in vs_real
+    # dakd - agreed: mIoU +1, -2; oil +2, -1; val -0.5, +2
+    assert '| saross_tiny | 2 | -0.50 ± 2.12 | 0.50 ± 2.12 | 0.75 ± 1.77 |' in vs_dakd
 
 
 def test_summary_pairs_the_teacher_with_the_control_in_the_same_work_dir(tmp_path):

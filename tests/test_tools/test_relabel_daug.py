@@ -107,6 +107,55 @@ def test_constant_segmentor_shares_agreement_and_resume(tmp_path, capsys, tiny_f
     assert json.load(open(out / 'manifest.json')) == first
 
 
+def test_source_agreed_keeps_the_source_logits_where_the_segmentor_agrees(tmp_path, capsys, tiny_fcn_segmentor):
+    """--labels source-agreed: the source's own logits, bit for bit, and a label mask that is True exactly where the
+    segmentor's argmax (a constant classifier: oil everywhere) equals the source's; a student reads no label
+    elsewhere. Shares and agreement are over the labelled pixels."""
+    src = _daug(tmp_path / 'src', n=4, seed=2)
+    cfg, ckpt = tiny_fcn_segmentor(tmp_path, _meta(), bias=[0.5, 2.0])  # oil wins everywhere
+    out = tmp_path / 'agreed'
+    tool = _tool()
+    assert tool.main([cfg, ckpt, '--daug', src.root, '--out-dir', str(out), '--labels', 'source-agreed']) == 0
+    assert '4 written, 0 kept' in capsys.readouterr().out
+    manifest = json.load(open(out / 'manifest.json'))
+    assert manifest['label_mask'] is True and manifest['labels'] == 'source-agreed'
+    from projects.sar_oilspill.datasets.daug import DAugDataset, DAugFolder
+    dst = DAugFolder(str(out))
+    oil = []
+    for s in manifest['samples']:
+        name = s['name']
+        src_logits = np.load(osp.join(src.root, 'logits', f'{name}.npy'))
+        np.testing.assert_array_equal(np.load(out / 'logits' / f'{name}.npy'), src_logits)
+        mask = cv2.imread(str(out / 'valid' / f'{name}.png'), cv2.IMREAD_UNCHANGED)
+        src_oil = src_logits.astype(np.float32).argmax(0) == 1
+        np.testing.assert_array_equal(mask, np.where(src_oil, 255, 0))
+        np.testing.assert_array_equal(dst.read_valid(name), src_oil)
+        oil.append(src_oil.mean())
+    assert 0.3 < np.mean(oil) < 0.7  # random source logits: both labelled and unlabelled pixels
+    assert manifest['labelled_share'] == pytest.approx(np.mean(oil))
+    assert manifest['label_shares'] == {'background': 0.0, 'oil_spill': 1.0}  # of the labelled pixels
+    assert manifest['source_label_agreement'] == 1.0
+    ds = DAugDataset(data_root=str(out), pipeline=[dict(type='LoadSoftLabels')], metainfo=dict(classes=tuple(CLASSES)))
+    item = ds[0]
+    np.testing.assert_array_equal(item['gt_soft_logits'][..., -1], dst.read_valid('s000000'))
+
+    # the default mode cannot resume into it (other labels), and the folder is left as it was
+    assert tool.main([cfg, ckpt, '--daug', src.root, '--out-dir', str(out)]) == 2
+    assert 'labels' in capsys.readouterr().err
+    assert json.load(open(out / 'manifest.json')) == manifest
+
+    # a segmentor that agrees nowhere (background everywhere on a source that says oil everywhere) is refused
+    allo = _daug(tmp_path / 'all_oil', n=2, seed=3)
+    for f in os.listdir(osp.join(allo.root, 'logits')):
+        z = np.zeros((2, 40, 40), np.float16)
+        z[1] = 5.0
+        np.save(osp.join(allo.root, 'logits', f), z)
+    cfg2, ckpt2 = tiny_fcn_segmentor(tmp_path, _meta(), bias=[2.0, 0.5], name='bg')
+    assert tool.main([cfg2, ckpt2, '--daug', allo.root, '--out-dir', str(tmp_path / 'none'),
+                      '--labels', 'source-agreed']) == 2
+    assert 'agrees with' in capsys.readouterr().err
+
+
 def test_bad_input_is_named(tmp_path, capsys, tiny_fcn_segmentor):
     src = _daug(tmp_path / 'src', n=2)
     cfg, ckpt = tiny_fcn_segmentor(tmp_path, _meta())

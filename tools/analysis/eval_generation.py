@@ -249,6 +249,10 @@ def run(args: argparse.Namespace) -> Dict:
                    real_type=args.real_type, real_list=args.real_list and osp.abspath(args.real_list),
                    classes=classes, num_gen=len(samples), num_real=len(real_paths),
                    logit_offset=None if offset is None else dict(zip(classes, offset.tolist())))
+    if manifest.get('label_mask'):  # e.g. relabel_daug.py --labels source-agreed
+        results['label_mask_ignored'] = ('this D_aug labels only the pixels of its valid/ masks; the label measures '
+                                         '(shares, confidence, consistency) count every pixel')
+        print(f'note: {results["label_mask_ignored"]}', file=sys.stderr)
     results['speckle'] = speckle_statistics(real_images(), gen_images(), enl_window=args.enl_window or None,
                                             enl_homogeneous_fraction=args.enl_fraction)
     results['speckle']['enl_convention'] = (

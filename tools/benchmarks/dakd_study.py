@@ -24,7 +24,11 @@ Protocol (every choice is made on data carved out of the training tiles; the tes
 * with ``--variants ... dakd-relabel``, a third student per model and seed: the teacher's images with the soft labels
   of the real-only student of the same model and seed (tools/dataset_tools/relabel_daug.py, into
   ``<work-dir>/relabel/``): against real only it measures what the generated images do, against DAKD what the
-  teacher's labels do.
+  teacher's labels do;
+* with ``--variants ... dakd-agreed``, the teacher's images and soft labels, but only the pixels where the real-only
+  student of the same model and seed agrees with the teacher's argmax (``relabel_daug.py --labels source-agreed``,
+  a masked D_aug in ``<work-dir>/agreed/``; KD and Dice skip the other pixels): against DAKD it measures what the
+  labels of the disagreeing pixels cost.
 
 Outputs in ``--work-dir``: ``runs/<model>_<variant>_seed<k>.json`` (one per run; the control's DAKD runs
 ``<model>_dakd-realcrops_seed<k>``), ``teacher.json`` (the control: ``real_crops.json``),
@@ -60,10 +64,13 @@ MODELS = {
     'saross_tiny': ('configs/saross/sos_alos_tiny_cpu.py', 'configs/dakd/saross_sos_alos_tiny_cpu.py'),
     'segformer_b0': ('configs/baselines/segformer_b0_sos_alos.py', 'configs/dakd/segformer_b0_sos_alos.py'),
 }
-VARIANTS = ('real', 'dakd', 'dakd-relabel')
+VARIANTS = ('real', 'dakd', 'dakd-relabel', 'dakd-agreed')
 #: the variants that train on real + D_aug (the DAKD config); 'dakd-relabel': the teacher's images with the soft
-#: labels of the real-only student of the same model and seed (tools/dataset_tools/relabel_daug.py)
-DAKD_VARIANTS = ('dakd', 'dakd-relabel')
+#: labels of the real-only student of the same model and seed (tools/dataset_tools/relabel_daug.py);
+#: 'dakd-agreed': the teacher's images and labels, only where that student's argmax agrees (--labels source-agreed)
+DAKD_VARIANTS = ('dakd', 'dakd-relabel', 'dakd-agreed')
+#: the variants whose D_aug is written from the teacher's by the real-only student: variant -> (--labels, folder)
+LABELLED_VARIANTS = {'dakd-relabel': ('segmentor', 'relabel'), 'dakd-agreed': ('source-agreed', 'agreed')}
 TEACHER_CONFIG = 'configs/sar_jointnet/sos_alos_tiny_cpu.py'
 REAL_CROP_MARGIN = 8.0  # logit of the labelled class of the --daug-source real-crops control (softmax at T=2: 0.98)
 LEAKY_SLOPE = 0.1  # --decoder-act leaky, as configs/saross/synthetic_tiny.py
@@ -84,7 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--variants', nargs='+', default=['real', 'dakd'], choices=list(VARIANTS),
                    help="training data: 'real' only, real + D_aug ('dakd'), or real + the teacher's images "
                         "relabelled by the real-only student of the same model and seed ('dakd-relabel': the "
-                        'images without the teacher\'s labels; needs that real-only run, here or in --variants)')
+                        'images without the teacher\'s labels; needs that real-only run, here or in --variants), '
+                        "or real + the teacher's images and labels where that student agrees with them ('dakd-agreed', "
+                        'the other pixels unlabelled; needs that run too)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='training seeds of the students')
     p.add_argument('--work-dir', default='work_dirs/dakd_study', help='outputs (and what a re-run skips)')
     g = p.add_argument_group('split')
@@ -154,10 +163,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f'--train-size must be >= 1, got {a.train_size}')
     if len(set(a.seeds)) != len(a.seeds):
         p.error(f'--seeds {a.seeds}: repeated seeds')
-    if 'dakd-relabel' in a.variants and a.daug_source != 'jointnet':
-        p.error('--variants dakd-relabel relabels the teacher\'s generated tiles; it does not go with --daug-source '
-                f'{a.daug_source}')
-    a.variants = [v for v in VARIANTS if v in a.variants]  # real-only runs first: dakd-relabel needs them
+    for v in LABELLED_VARIANTS:
+        if v in a.variants and a.daug_source != 'jointnet':
+            p.error(f'--variants {v} relabels the teacher\'s generated tiles; it does not go with --daug-source '
+                    f'{a.daug_source}')
+    a.variants = [v for v in VARIANTS if v in a.variants]  # real-only runs first: dakd-relabel/-agreed need them
     return a
 
 
@@ -426,8 +436,8 @@ def student_split(a) -> Dict:
 
 def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[Dict],
                      labeller: Optional[Dict] = None) -> Dict:
-    """A student run's settings (what a re-run compares). ``labeller`` (``dakd-relabel`` only): the real-only run
-    whose best checkpoint relabels the teacher's tiles."""
+    """A student run's settings (what a re-run compares). ``labeller`` (``dakd-relabel`` and ``dakd-agreed``
+    only): the real-only run whose best checkpoint relabels (or filters the labels of) the teacher's tiles."""
     s = dict(model=model, variant=variant, seed=seed, config=MODELS[model][0 if variant == 'real' else 1],
              real_only_loss=a.real_only_loss if variant == 'real' else None, sensor=a.sensor,
              data_root=osp.abspath(a.data_root), test_root=osp.abspath(a.test_root),
@@ -440,7 +450,7 @@ def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[D
         mosaic = grid if grid > 1 else False  # tiles per side of the student's input
         s.update(teacher=teacher['settings'], kd_temperature=a.kd_temperature, mosaic=mosaic,
                  tile_uses_per_epoch=a.tile_uses if a.tile_uses is not None else float(grid * grid))
-    if variant == 'dakd-relabel':
+    if variant in LABELLED_VARIANTS:
         s['relabelled_by'] = dict(run=labeller['name'], checkpoint=labeller['best_checkpoint'],
                                   checkpoint_sha256=labeller['best_checkpoint_sha256'])
     return s
@@ -490,28 +500,32 @@ def run_name(model: str, variant: str, seed: int, control: bool) -> str:
 
 def labeller_run(a, work_dir: str, model: str, seed: int) -> Dict:
     """The real-only run of ``model`` and ``seed`` in ``work_dir`` (trained with this invocation's student settings),
-    whose best checkpoint relabels the teacher's tiles for ``dakd-relabel``, with that checkpoint's SHA-256."""
+    whose best checkpoint relabels the teacher's tiles for ``dakd-relabel`` (``dakd-agreed``: filters their
+    labels), with that checkpoint's SHA-256."""
     from projects.sar_oilspill.engine.jointnet_generation_loop import file_sha256
     path = osp.join(work_dir, 'runs', f'{run_name(model, "real", seed, False)}.json')
     run = same_settings(path, student_settings(a, model, 'real', seed, None))
     if run is None:
-        raise RuntimeError(f'--variants dakd-relabel: no real-only run {path} with these student settings (add '
-                           "'real' to --variants, or copy that run's JSON into the work-dir)")
+        raise RuntimeError(f'--variants {"/".join(LABELLED_VARIANTS)}: no real-only run {path} with these student '
+                           "settings (add 'real' to --variants, or copy that run's JSON into the work-dir)")
     if not osp.isfile(run['best_checkpoint']):
         raise RuntimeError(f"{path}: its best checkpoint {run['best_checkpoint']} does not exist")
     return dict(run, best_checkpoint_sha256=file_sha256(run['best_checkpoint']))
 
 
-def relabel_daug(work_dir: str, teacher: Dict, labeller: Dict) -> str:
-    """The teacher's D_aug relabelled by ``labeller`` (tools/dataset_tools/relabel_daug.py), written again from
-    scratch (seconds) into ``<work-dir>/relabel/<labeller>_<D_aug folder name>``; returns the folder."""
-    out = osp.join(work_dir, 'relabel', f'{labeller["name"]}_{osp.basename(teacher["daug_dir"])}')
+def relabel_daug(work_dir: str, teacher: Dict, labeller: Dict, variant: str = 'dakd-relabel') -> str:
+    """The teacher's D_aug relabelled by ``labeller`` (tools/dataset_tools/relabel_daug.py; ``dakd-agreed``: its
+    labels kept where ``labeller`` agrees), written again from scratch (seconds) into
+    ``<work-dir>/{relabel,agreed}/<labeller>_<D_aug folder name>``; returns the folder."""
+    labels, folder = LABELLED_VARIANTS[variant]
+    out = osp.join(work_dir, folder, f'{labeller["name"]}_{osp.basename(teacher["daug_dir"])}')
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(osp.dirname(out), exist_ok=True)
     print(f'[relabel] the teacher\'s {teacher["num_tiles"]} tiles labelled by {labeller["name"]} -> {out}',
           flush=True)
     run_tool('tools/dataset_tools/relabel_daug.py', [labeller['config'], labeller['best_checkpoint'], '--daug',
-                                                     teacher['daug_dir'], '--out-dir', out],
+                                                     teacher['daug_dir'], '--out-dir', out]
+             + ([] if labels == 'segmentor' else ['--labels', labels]),
              log_path=osp.join(osp.dirname(out), f'{osp.basename(out)}.log'))
     return out
 
@@ -520,7 +534,7 @@ def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Di
                 teacher: Optional[Dict]) -> Dict:
     name = run_name(model, variant, seed, is_control(teacher))
     out = osp.join(work_dir, 'runs', f'{name}.json')
-    labeller = labeller_run(a, work_dir, model, seed) if variant == 'dakd-relabel' else None
+    labeller = labeller_run(a, work_dir, model, seed) if variant in LABELLED_VARIANTS else None
     settings = student_settings(a, model, variant, seed, teacher, labeller)
     done = same_settings(out, settings)
     if done is not None:
@@ -532,8 +546,8 @@ def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Di
     s = settings
     if variant == 'dakd':
         s = dict(settings, teacher_daug_dir=teacher['daug_dir'])
-    elif variant == 'dakd-relabel':
-        s = dict(settings, teacher_daug_dir=relabel_daug(work_dir, teacher, labeller))
+    elif variant in LABELLED_VARIANTS:
+        s = dict(settings, teacher_daug_dir=relabel_daug(work_dir, teacher, labeller, variant))
     cfg, opts = student_config(a, run_dir, s)
     log = osp.join(run_dir, 'run.log')
     print(f'[{name}] training {a.iters} iterations (log: {log}) ...', flush=True)
@@ -555,10 +569,11 @@ def run_student(a, work_dir: str, model: str, variant: str, seed: int, split: Di
                   iterations=a.iters, best_val_mIoU=best_val, best_iter=best_iter, best_checkpoint=best[0],
                   val_curve=curve, test_metrics=metrics, train_wall_s=round(train_s, 1), test_wall_s=round(test_s, 1),
                   wall_s=round(train_s + test_s, 1))
-    if variant == 'dakd-relabel':
+    if variant in LABELLED_VARIANTS:
         manifest = load_json(osp.join(s['teacher_daug_dir'], 'manifest.json'))
         result['relabelled_daug'] = dict(daug_dir=s['teacher_daug_dir'], label_shares=manifest['label_shares'],
-                                         source_label_agreement=manifest['source_label_agreement'])
+                                         source_label_agreement=manifest['source_label_agreement'],
+                                         labelled_share=manifest.get('labelled_share', 1.0))
     write_json_atomic(result, out)
     print(f'[{name}] best val mIoU {best_val:.2f} at iteration {best_iter}; test mIoU {metrics["mIoU"]:.2f}, '
           f'IoU oil {metrics["IoU.oil_spill"]:.2f}; {fmt_min(train_s + test_s)}')
@@ -638,7 +653,7 @@ def counterpart_runs(work_dir: str, runs: List[Dict], control: bool) -> Dict:
     found = {}
     for r in runs:
         s = r['settings']
-        if s['variant'] != 'dakd':  # not dakd-relabel: the control's counterpart is the teacher's own D_aug
+        if s['variant'] != 'dakd':  # not dakd-relabel/-agreed: the control's counterpart is the teacher's own D_aug
             continue
         other = load_json(osp.join(work_dir, 'runs', f'{run_name(s["model"], "dakd", s["seed"], not control)}.json'))
         if (other is not None and student_only(other['settings']) == student_only(s)
@@ -673,7 +688,8 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
         m = lambda k: mean_std([r['test_metrics'].get(k) for r in rs])  # noqa: E731
         data = ('real only' if variant == 'real' else 'real + real crops (DAKD control)' if control
                 else 'real + D_aug (DAKD)' if variant == 'dakd'
-                else "real + the teacher's images labelled by the real-only student")
+                else "real + the teacher's images labelled by the real-only student" if variant == 'dakd-relabel'
+                else "real + D_aug, the teacher's labels only where the real-only student agrees")
         lines.append(f'| {model} | {data} | {len(rs)} | {mean_std([r["best_val_mIoU"] for r in rs])} | '
                      f'{mean_std([float(r["best_iter"]) for r in rs]).replace(".00", "")} | {m("mIoU")} | '
                      f'{m("IoU.oil_spill")} | {m("IoU.background")} | {m("mF1")} | {m("aAcc")} | '
@@ -684,12 +700,15 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
     if diffs:
         lines += ['', 'DAKD minus real only (paired by seed; mean ± std of the per-seed differences):', '',
                   *header, *diffs]
-    relabel = by_seed('dakd-relabel')
+    relabel, agreed = by_seed('dakd-relabel'), by_seed('dakd-agreed')
     for title, minuend, subtrahend in (
             ("The teacher's images labelled by the real-only student, minus real only (the images' share)",
              relabel, by_seed('real')),
             ("DAKD minus the teacher's images labelled by the real-only student (the teacher's labels' share)",
-             by_seed('dakd'), relabel)):
+             by_seed('dakd'), relabel),
+            ("The teacher's labels only where the real-only student agrees, minus real only", agreed, by_seed('real')),
+            ("DAKD minus the teacher's labels only where the real-only student agrees (the share of the "
+             "disagreeing pixels' labels)", by_seed('dakd'), agreed)):
         rows = paired_rows(a.models, minuend, subtrahend)
         if rows:
             lines += ['', f'{title}; paired by seed:', '', *header, *rows]

@@ -7,17 +7,26 @@ trained on the copy sees the generator's images with labels that agree with what
 sees in them, as in self-training with pseudo-labels. Compared with the teacher's D_aug it isolates the labels;
 compared with real only, the images.
 
+``--labels source-agreed`` keeps the source's own logits instead, but only where the segmentor's argmax agrees with
+the source's (a consensus filter of the generated labels, as in pseudo-label filtering): the copy is a masked D_aug
+(``valid/<name>.png``, ``label_mask: true``), and a student's KD and Dice losses skip the other pixels. Against the
+source it measures what the disagreeing pixels' labels cost; against the segmentor's labels, what the source's
+labels do where both agree.
+
 Every complete sample the source manifest lists is written under the same name: the 8-bit image copied (PNG,
 lossless) and the segmentor's logits at the tile's size (mmseg's ``seg_logits``, from the config's test pipeline
-through ``inference_model``), float16, through :class:`DAugFolder` (atomic files). The manifest records the
-source folder, the segmentor (config, checkpoint and its SHA-256), the class shares of the new labels and their
-pixel agreement with the source's (argmax); it is written incomplete first and complete last, so an interrupted
-run is resumed (samples already written are kept) and a run with another segmentor or source is refused.
+through ``inference_model``), float16, through :class:`DAugFolder` (atomic files). The manifest records the source
+folder, the segmentor (config, checkpoint and its SHA-256), the class shares of the new labels and their pixel
+agreement with the source's (argmax), both over the labelled pixels, and the labelled share; it is written
+incomplete first and complete last, so an interrupted run is resumed (samples already written are kept) and a run
+with another segmentor or source is refused.
 
 Example (the real-only student of a DAKD study relabelling its teacher's tiles)::
 
     python tools/dataset_tools/relabel_daug.py RUN/config.py RUN/best_mIoU_iter_1000.pth \
         --daug work_dirs/study/teacher/daug_64px_20steps --out-dir work_dirs/study/relabel/saross_tiny_seed0
+    python tools/dataset_tools/relabel_daug.py RUN/config.py RUN/best_mIoU_iter_1000.pth --labels source-agreed \
+        --daug work_dirs/study/teacher/daug_64px_20steps --out-dir work_dirs/study/agreed/saross_tiny_seed0
 """
 import argparse
 import os.path as osp
@@ -28,7 +37,8 @@ import projects.tool_env  # noqa: E402,F401  (OMP_NUM_THREADS, before torch load
 
 import numpy as np  # noqa: E402
 
-SETTING_KEYS = ('source', 'source_daug', 'segmentor_config', 'classes', 'num_classes', 'name_prefix')
+SETTING_KEYS = ('source', 'source_daug', 'segmentor_config', 'classes', 'num_classes', 'name_prefix', 'labels')
+LABELS = ('segmentor', 'source-agreed')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('checkpoint', help='its checkpoint')
     p.add_argument('--daug', required=True, help='the D_aug folder whose images are relabelled (read only)')
     p.add_argument('--out-dir', required=True, help='the D_aug folder to write (resumed when its settings match)')
+    p.add_argument('--labels', choices=LABELS, default='segmentor',
+                   help="'segmentor': the segmentor's logits everywhere; 'source-agreed': the source's logits where "
+                   "the segmentor's argmax agrees with the source's, no label elsewhere (a masked D_aug)")
     p.add_argument('--device', default='cpu', help="torch device of the segmentor ('cpu', 'cuda', 'cuda:1', ...)")
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override entries of the config')
     return p.parse_args(argv)
@@ -72,10 +85,14 @@ def relabel(args: argparse.Namespace) -> dict:
     settings = dict(source='relabelled', source_daug=osp.abspath(src.root), segmentor_config=osp.abspath(args.config),
                     checkpoint=osp.abspath(args.checkpoint), checkpoint_sha256=file_sha256(args.checkpoint),
                     classes=classes, num_classes=k, name_prefix=manifest.get('name_prefix', 's'))
+    agreed = args.labels == 'source-agreed'
+    src_masked = src.has_label_mask(manifest)
+    if agreed:  # only when set: folders relabelled before this option resume
+        settings.update(labels=args.labels, label_mask=True)
     dst.check_settings(settings, SETTING_KEYS)
     dst.write_manifest(dict(settings, num_samples=len(names), complete=False))
     counts = np.zeros(k, np.float64)
-    agree = total = 0
+    agree = total = labelled = 0
     written = 0
     for name in names:
         if not dst.has_sample(name):
@@ -84,15 +101,28 @@ def relabel(args: argparse.Namespace) -> dict:
             if logits.shape != (k, *image.shape):
                 raise RuntimeError(f'{args.config}: logits of shape {logits.shape} for the {image.shape} tile {name}, '
                                    f'expected ({k}, {image.shape[0]}, {image.shape[1]})')
-            dst.write_sample(name, image, logits)
+            if agreed:
+                source = src.read_logits(name, k)
+                # the student's view of a float16 file: argmax of the stored values on both sides
+                valid = logits.astype(np.float16).astype(np.float32).argmax(0) == source.astype(np.float32).argmax(0)
+                if src_masked:
+                    valid &= src.read_valid(name, image.shape)
+                dst.write_sample(name, image, source, valid)
+            else:
+                dst.write_sample(name, image, logits)
             written += 1
         new = dst.read_label(name)  # as stored (float16), what a student reads
         old = src.read_label(name)
-        counts += np.bincount(new.ravel(), minlength=k)[:k]
-        agree += int((new == old).sum())
+        mask = dst.read_valid(name, new.shape) if agreed else np.ones(new.shape, bool)
+        counts += np.bincount(new[mask].ravel(), minlength=k)[:k]
+        agree += int((new == old)[mask].sum())
         total += new.size
-    stats = dict(label_shares={c: float(counts[i] / total) for i, c in enumerate(classes)},
-                 source_label_agreement=agree / total)
+        labelled += int(mask.sum())
+    if labelled == 0:
+        raise ValueError(f'--labels {args.labels}: the segmentor agrees with {args.daug} on no pixel; the copy would '
+                         'carry no label')
+    stats = dict(label_shares={c: float(counts[i] / labelled) for i, c in enumerate(classes)},
+                 source_label_agreement=agree / labelled, labelled_share=labelled / total)
     dst.write_manifest(dict(settings, num_samples=len(names), complete=True, samples=[dict(name=n) for n in names],
                             source_manifest=manifest, **stats))
     return dict(stats, num_samples=len(names), out_dir=dst.root, written=written, kept=len(names) - written)
@@ -107,8 +137,8 @@ def main(argv=None) -> int:
         return 2
     shares = ', '.join(f'{c} {100 * v:.2f} %' for c, v in res['label_shares'].items())
     print(f'{res["num_samples"]} tiles relabelled -> {res["out_dir"]} ({res["written"]} written, {res["kept"]} kept '
-          f'from an earlier run); new labels: {shares}; pixel agreement with the source labels '
-          f'{100 * res["source_label_agreement"]:.2f} %')
+          f'from an earlier run); new labels: {shares} of the labelled pixels ({100 * res["labelled_share"]:.2f} % '
+          f'labelled); pixel agreement with the source labels {100 * res["source_label_agreement"]:.2f} %')
     return 0
 
 

@@ -17,7 +17,7 @@ from mmseg.registry import DATASETS
 from ..utils.atomic import atomic_write, atomic_write_bytes, is_temporary, write_json_atomic
 
 __all__ = ['DAUG_FORMAT', 'DAugFolder', 'DAugDataset', 'read_daug_image', 'read_daug_logits', 'atomic_write',
-           'daug_sample_exists', 'write_daug_sample', 'write_daug_manifest']
+           'read_daug_valid', 'daug_sample_exists', 'write_daug_sample', 'write_daug_manifest']
 
 DAUG_FORMAT = 'sar_oilspill.daug/1'
 
@@ -46,6 +46,21 @@ def read_daug_logits(path: str, num_classes: Optional[int] = None) -> np.ndarray
     return logits
 
 
+def read_daug_valid(path: str, shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """A D_aug label mask: bool ``(H, W)``, True where the pixel carries a soft label (any non-zero grey level).
+
+    Raises:
+        OSError: the file is missing or not an image (naming it).
+        ValueError: not ``(H, W)`` == ``shape`` when given (naming it).
+    """
+    from .image_io import read_image
+    mask = read_image(path, 'unchanged')
+    if mask.ndim != 2 or (shape is not None and tuple(mask.shape) != tuple(shape)):
+        raise ValueError(f'{path}: label mask of shape {mask.shape}, expected a one-channel {tuple(shape or ())} '
+                         'image (non-zero: labelled)')
+    return mask != 0
+
+
 class DAugFolder:
     """One D_aug folder on disk: the only place that knows its layout.
 
@@ -54,11 +69,14 @@ class DAugFolder:
         <root>
         ├── manifest.json            format, classes, balancing factor, config, checkpoint, seeds, sampler settings
         ├── images/<sample>.png      8-bit grayscale SAR tile, image x̂0 mapped from [-1, 1] to [0, 255]
-        └── logits/<sample>.npy      float16 (K, H, W) Label-Net logits of the last denoising step (soft labels)
+        ├── logits/<sample>.npy      float16 (K, H, W) Label-Net logits of the last denoising step (soft labels)
+        └── valid/<sample>.png       only with ``label_mask: true`` in the manifest: 8-bit (H, W) mask,
+                                     non-zero where the pixel carries a soft label (0: no label, no loss)
 
     Sample ``i`` of the generation loop is named ``f'{name_prefix}{i:06d}'`` (:meth:`sample_name`). A sample
     counts only when both files exist: each file is written to a temporary name, fsynced and renamed (the logits
-    last), so a crashed writer never leaves a half file under a final name and listings skip temporaries.
+    last, after the label mask of a masked D_aug), so a crashed writer never leaves a half file under a final name
+    and listings skip temporaries.
 
     Args:
         root: The folder (``''`` or ``None``: the current one).
@@ -66,14 +84,15 @@ class DAugFolder:
 
     IMAGE_DIR = 'images'
     LOGIT_DIR = 'logits'
+    VALID_DIR = 'valid'
     MANIFEST = 'manifest.json'
     IMAGE_SUFFIX = '.png'
     LOGIT_SUFFIX = '.npy'
     FORMAT = DAUG_FORMAT
     #: The layout in words, for error messages.
     LAYOUT = ('<root>/manifest.json, <root>/images/<name>.png (8-bit SAR tiles) and '
-              '<root>/logits/<name>.npy (float16 K x H x W logits), as written by the generation loop '
-              '(datasets/daug.py)')
+              '<root>/logits/<name>.npy (float16 K x H x W logits), and with label_mask=true in the manifest '
+              '<root>/valid/<name>.png (non-zero: labelled), as written by the generation loop (datasets/daug.py)')
     #: Manifest entries that must agree before new samples are added to an existing folder
     #: (:meth:`check_settings`; the checkpoint is compared separately, by content).
     COMPAT_KEYS = ('classes', 'num_classes', 'balancing_factor', 'base_seed', 'num_inference_steps', 'eta',
@@ -103,6 +122,18 @@ class DAugFolder:
 
     def logits_path(self, name: str) -> str:
         return osp.join(self.logit_dir, name + self.LOGIT_SUFFIX)
+
+    @property
+    def valid_dir(self) -> str:
+        return osp.join(self.root, self.VALID_DIR)
+
+    def valid_path(self, name: str) -> str:
+        return osp.join(self.valid_dir, name + self.IMAGE_SUFFIX)
+
+    @staticmethod
+    def has_label_mask(manifest: Dict) -> bool:
+        """True when the D_aug of ``manifest`` labels only some pixels (``valid/<name>.png`` for every sample)."""
+        return bool(manifest.get('label_mask', False))
 
     @staticmethod
     def sample_name(index: int, prefix: str = 's') -> str:
@@ -198,14 +229,20 @@ class DAugFolder:
         """``(H, W)`` class map of sample ``name``: the argmax of its logits."""
         return self.read_logits(name).astype(np.float32).argmax(0)
 
+    def read_valid(self, name: str, shape: Optional[Sequence[int]] = None) -> np.ndarray:
+        """bool ``(H, W)`` label mask of sample ``name`` (:func:`read_daug_valid`; only a masked D_aug has one)."""
+        return read_daug_valid(self.valid_path(name), shape)
+
     # ------------------------------------------------------------------ writing
-    def write_sample(self, name: str, image, logits) -> None:
+    def write_sample(self, name: str, image, logits, valid=None) -> None:
         """Write one generated pair atomically; the logits file (whose presence completes the pair) last.
 
         Args:
             name: Sample name (e.g. ``'s000123'``).
             image: (H, W) float array in [-1, 1] (the generated SAR tile, x̂0) or uint8 in [0, 255].
             logits: (K, H, W) float array, the Label-Net logits (stored as float16).
+            valid: Optional (H, W) bool mask, True where the pixel carries a label (``valid/<name>.png``, 255 / 0;
+                written before the logits). A D_aug written with masks must say ``label_mask=True`` in its manifest.
         """
         import cv2
         image = np.asarray(image)
@@ -213,13 +250,24 @@ class DAugFolder:
         if image.ndim != 2 or logits.ndim != 3 or logits.shape[1:] != image.shape:
             raise ValueError(f'write_daug_sample({name}): image {image.shape} and logits {logits.shape} do not '
                              'match; expected (H, W) and (K, H, W)')
+        if valid is not None and np.shape(valid) != image.shape:
+            raise ValueError(f'write_daug_sample({name}): label mask {np.shape(valid)} does not match the image '
+                             f'{image.shape}')
         if image.dtype != np.uint8:
             image = np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        ok, png = cv2.imencode(self.IMAGE_SUFFIX, image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        if not ok:
-            raise OSError(f'could not encode sample {name} as PNG')
+
+        def png(array, what):
+            ok, data = cv2.imencode(self.IMAGE_SUFFIX, array, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            if not ok:
+                raise OSError(f'could not encode the {what} of sample {name} as PNG')
+            return data.tobytes()
+
         os.makedirs(self.logit_dir, exist_ok=True)
-        atomic_write_bytes(self.image_path(name), png.tobytes())
+        atomic_write_bytes(self.image_path(name), png(image, 'image'))
+        if valid is not None:
+            os.makedirs(self.valid_dir, exist_ok=True)
+            atomic_write_bytes(self.valid_path(name), png(np.where(np.asarray(valid, bool), 255, 0).astype(np.uint8),
+                                                          'label mask'))
 
         def write_npy(tmp: str) -> None:
             with open(tmp, 'wb') as f:
@@ -348,7 +396,9 @@ class DAugDataset(BaseSegDataset):
                                  f'{len(names)} complete pairs')
             names = names[:self.max_samples]
         num_classes = int(manifest['num_classes'])
+        masked = folder.has_label_mask(manifest)
         return [dict(img_path=folder.image_path(n), soft_logits_path=folder.logits_path(n), seg_map_path=None,
+                     soft_valid_path=folder.valid_path(n) if masked else None,
                      num_classes=num_classes, label_map=None, reduce_zero_label=False, seg_fields=[])
                 for n in names]
 
@@ -359,9 +409,9 @@ def daug_sample_exists(root: str, name: str) -> bool:
     return DAugFolder(root).has_sample(name)
 
 
-def write_daug_sample(root: str, name: str, image, logits) -> None:
+def write_daug_sample(root: str, name: str, image, logits, valid=None) -> None:
     """Write one generated pair (:meth:`DAugFolder.write_sample`)."""
-    DAugFolder(root).write_sample(name, image, logits)
+    DAugFolder(root).write_sample(name, image, logits, valid)
 
 
 def write_daug_manifest(root: str, manifest: Dict) -> str:

@@ -5,7 +5,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from ..daug import read_daug_logits
+from ..daug import read_daug_logits, read_daug_valid
 
 
 @TRANSFORMS.register_module()
@@ -24,6 +24,10 @@ class LoadSoftLabels(BaseTransform):
     array as the logits, it gets exactly the same geometry and interpolation. ``PackSegInputsWithSoftLabels``
     splits it into ``gt_soft_logits.data`` (K, H, W) and ``gt_soft_logits.valid`` (1, H, W) (``== 1.0``).
 
+    A masked D_aug (``label_mask: true`` in its manifest; :class:`DAugDataset` then gives
+    ``results['soft_valid_path']``) labels only some pixels: the validity channel is 0 where its mask is, so KD and
+    Dice skip them, and in ``'hard'`` mode ``gt_seg_map`` is ``ignore_index`` there.
+
     Args:
         label_mode: ``'soft'`` or ``'hard'``.
         ignore_index: Value of "no hard label".
@@ -41,15 +45,22 @@ class LoadSoftLabels(BaseTransform):
         if 'img_shape' in results and tuple(logits.shape[1:]) != tuple(results['img_shape'][:2]):
             raise ValueError(f'{path}: logits are {logits.shape[1:]} but the image {results.get("img_path")} is '
                              f'{tuple(results["img_shape"][:2])}')
+        valid = None
+        if results.get('soft_valid_path') is not None:
+            valid = read_daug_valid(results['soft_valid_path'], logits.shape[1:])
         fields = results.setdefault('seg_fields', [])
         if self.label_mode == 'soft':
             soft = np.ones(logits.shape[1:] + (logits.shape[0] + 1, ), np.float32)  # last channel: valid = 1
             soft[..., :-1] = logits.transpose(1, 2, 0)
+            if valid is not None:
+                soft[..., -1] = valid
             results['gt_soft_logits'] = soft
             results['gt_seg_map'] = np.full(logits.shape[1:], self.ignore_index, np.uint8)
             fields.append('gt_soft_logits')
         else:
             results['gt_seg_map'] = logits.argmax(0).astype(np.uint8)
+            if valid is not None:
+                results['gt_seg_map'][~valid] = self.ignore_index
         fields.append('gt_seg_map')
         results['reduce_zero_label'] = False
         return results
