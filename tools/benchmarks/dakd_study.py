@@ -524,8 +524,7 @@ def relabel_daug(work_dir: str, teacher: Dict, labeller: Dict, variant: str = 'd
     print(f'[relabel] the teacher\'s {teacher["num_tiles"]} tiles labelled by {labeller["name"]} -> {out}',
           flush=True)
     run_tool('tools/dataset_tools/relabel_daug.py', [labeller['config'], labeller['best_checkpoint'], '--daug',
-                                                     teacher['daug_dir'], '--out-dir', out]
-             + ([] if labels == 'segmentor' else ['--labels', labels]),
+                                                     teacher['daug_dir'], '--out-dir', out, '--labels', labels],
              log_path=osp.join(osp.dirname(out), f'{osp.basename(out)}.log'))
     return out
 
