@@ -291,6 +291,24 @@ def test_label_consistency_always_background():
         label_image_consistency(lambda img: np.zeros((3, 3), int), _pairs(), 4)
 
 
+def test_label_consistency_skips_unlabelled_pixels():
+    """Pixels of an (H, W) label map equal to ignore_index (a masked D_aug's unlabelled ones) drop out of every
+    count: the result is that of the labelled pixels alone, by hand."""
+    lab = np.array([[0, 0, 1, 1], [0, 255, 255, 1]])
+    pred = np.array([[0, 1, 1, 0], [1, 1, 0, 1]])
+    out = label_image_consistency(lambda img: pred, [(np.zeros((2, 4), np.uint8), lab)], 2)
+    # labelled: 3 x class 0 (pred 0, 1, 1), 3 x class 1 (pred 1, 0, 1); the two unlabelled pixels count nowhere.
+    # class 0: TP 1, union 3 + 2 - 1; class 1: TP 2, union 3 + 4 - 2
+    assert out['num_pixels'] == 6 and out['aAcc'] == pytest.approx(3 / 6)
+    assert out['IoU']['0'] == pytest.approx(1 / 4) and out['IoU']['1'] == pytest.approx(2 / 5)
+    assert out['pred_share'] == pytest.approx({'0': 2 / 6, '1': 4 / 6})
+    assert out['label_share'] == pytest.approx({'0': 0.5, '1': 0.5})
+    same = label_image_consistency(lambda img: pred, [(None, np.where(lab == 255, 7, lab))], 2, ignore_index=7)
+    assert same == out
+    with pytest.raises(ValueError, match='outside 0..1'):
+        label_image_consistency(lambda img: pred, [(None, lab)], 2, ignore_index=9)
+
+
 def test_soft_label_confidence_against_scipy():
     from scipy.special import softmax
     from scipy.stats import entropy
@@ -477,6 +495,55 @@ def test_eval_generation_offline_and_errors(tiny_daug, synthetic_osd, tmp_path, 
 
     assert tool.main([tiny_daug, '--real-root', str(tmp_path / 'no_real')]) == 2
     assert 'no_real' in capsys.readouterr().err
+
+
+def test_eval_generation_honours_label_masks(tiny_daug, synthetic_osd, tmp_path, capsys, tiny_fcn_segmentor):
+    """A masked D_aug (label_mask: true, valid/<name>.png): the label shares, the soft labels' confidence and the
+    label-image consistency count its labelled pixels only (by hand with numpy / torch), and the labelled share is
+    reported; the same files without the manifest flag count every pixel."""
+    import shutil
+    from projects.sar_oilspill.datasets.daug import DAugFolder
+    root = str(tmp_path / 'masked')
+    shutil.copytree(tiny_daug, root)
+    folder = DAugFolder(root)
+    manifest = folder.read_manifest()
+    names = folder.sample_names(manifest)
+    rng = np.random.default_rng(3)
+    masks, logits = [], []
+    for name in names:
+        z = folder.read_logits(name).astype(np.float32)
+        z[1] += rng.normal(0, 1.5, z.shape[1:]).astype(np.float32)  # margins that vary, so the mask matters
+        valid = rng.random(z.shape[1:]) < 0.6
+        valid[:8] = False  # an unlabelled band
+        folder.write_sample(name, folder.read_image(name), z, valid)
+        masks.append(valid)
+        logits.append(np.load(folder.logits_path(name)).astype(np.float64))
+    write_daug_manifest(root, dict(manifest, label_mask=True))
+    cfg, ckpt = tiny_fcn_segmentor(tmp_path, OSDDataset.METAINFO, bias=[5.0, 0, 0, 0, 0])  # always sea
+    tool = _load_tool(EVAL_TOOL, 'eval_generation_masked')
+    real = osp.join(synthetic_osd, 'train', 'images')
+    out = tmp_path / 'masked.json'
+    assert tool.main([root, '--real-root', real, '--out', str(out), '--seg-config', cfg, '--seg-checkpoint',
+                      ckpt]) == 0
+    assert 'labelled pixels of the masked D_aug' in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    k = len(OSD_CLASSES)
+    z = np.concatenate([l[:, m] for l, m in zip(logits, masks)], 1)  # (K, labelled pixels)
+    assert res['label_mask']['labelled_share'] == pytest.approx(np.mean(masks))
+    shares = np.bincount(z.argmax(0), minlength=k) / z.shape[1]
+    assert res['label_shares']['generated'] == pytest.approx(shares.tolist(), abs=1e-12)
+    p = torch.softmax(torch.from_numpy(z) / 2.0, 0)
+    assert res['label_confidence']['num_pixels'] == z.shape[1]
+    assert res['label_confidence']['mean_entropy'] == pytest.approx(float(-(p * p.log()).sum(0).mean()), rel=1e-9)
+    lc = res['label_consistency']  # the segmentor says sea everywhere: IoU(sea) = labelled sea / labelled pixels
+    assert lc['num_pixels'] == z.shape[1]
+    assert lc['IoU']['sea_surface'] == pytest.approx(shares[0], rel=1e-9)
+    # the manifest decides: unflagged, the same files count every pixel
+    write_daug_manifest(root, manifest)
+    assert tool.main([root, '--real-root', real, '--out', str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert 'label_mask' not in res
+    assert res['label_confidence']['num_pixels'] == sum(m.size for m in masks)
 
 
 def test_make_grid_cli(tiny_daug, tmp_path, capsys):

@@ -33,8 +33,10 @@ from projects.sar_oilspill.evaluation.image_sets import (class_shares, list_real
 from projects.sar_oilspill.evaluation.label_consistency import (label_image_consistency,  # noqa: E402
                                                                 soft_label_confidence)
 from projects.sar_oilspill.evaluation.speckle_stats import speckle_statistics  # noqa: E402
-from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits  # noqa: E402
+from projects.sar_oilspill.datasets.daug import read_daug_image, read_daug_logits, read_daug_valid  # noqa: E402
 from projects.sar_oilspill.utils.atomic import json_safe, write_json_atomic  # noqa: E402
+
+IGNORE_INDEX = 255  # label of the pixels a masked D_aug leaves unlabelled, in the label-image consistency
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -130,6 +132,9 @@ def format_table(results: Dict) -> str:
                        ('enl_mean', 'ENL (mean over images)'), ('enl_median', 'ENL (median over images)')):
         fmt = (lambda v: str(v)) if key == 'num_images' else (lambda v: f'{v:.3f}')
         table.add_row([label, fmt(sp['real'][key]), fmt(sp['gen'][key])])
+    mask = results.get('label_mask')
+    if mask:
+        table.add_row(['labelled pixels of the masked D_aug (%)', '', f'{100 * mask["labelled_share"]:.2f}'])
     shares = results.get('label_shares')
     if shares:
         for k, name in enumerate(results['classes']):
@@ -249,10 +254,27 @@ def run(args: argparse.Namespace) -> Dict:
                    real_type=args.real_type, real_list=args.real_list and osp.abspath(args.real_list),
                    classes=classes, num_gen=len(samples), num_real=len(real_paths),
                    logit_offset=None if offset is None else dict(zip(classes, offset.tolist())))
-    if manifest.get('label_mask'):  # e.g. relabel_daug.py --labels source-agreed
-        results['label_mask_ignored'] = ('this D_aug labels only the pixels of its valid/ masks; the label measures '
-                                         '(shares, confidence, consistency) count every pixel')
-        print(f'note: {results["label_mask_ignored"]}', file=sys.stderr)
+    masked = bool(manifest.get('label_mask'))  # e.g. relabel_daug.py --labels source-agreed
+    mask_count = [0, 0]  # labelled, all pixels (counted on the confidence pass)
+
+    def labelled_logits(s: Dict) -> np.ndarray:
+        """The sample's logits; of a masked D_aug only its labelled pixels, as (K, 1, M)."""
+        logits = read_offset_logits(s['logits_path'], num_classes, offset)
+        if s.get('valid_path') is None:
+            return logits
+        valid = read_daug_valid(s['valid_path'], logits.shape[1:])
+        mask_count[0] += int(valid.sum())
+        mask_count[1] += valid.size
+        return logits[:, valid][:, None, :]
+
+    def labelled_map(s: Dict) -> np.ndarray:
+        """The sample's argmax label, ``IGNORE_INDEX`` where a masked D_aug carries no label."""
+        logits = read_offset_logits(s['logits_path'], num_classes, offset)
+        label = logits.argmax(0)
+        if s.get('valid_path') is not None:
+            label[~read_daug_valid(s['valid_path'], logits.shape[1:])] = IGNORE_INDEX
+        return label
+
     results['speckle'] = speckle_statistics(real_images(), gen_images(), enl_window=args.enl_window or None,
                                             enl_homogeneous_fraction=args.enl_fraction)
     results['speckle']['enl_convention'] = (
@@ -260,8 +282,11 @@ def run(args: argparse.Namespace) -> Dict:
         f'homogeneous_fraction={args.enl_fraction}')
     shares = GeneratedLabelShares(num_classes)  # counted while soft_label_confidence reads: one pass
     results['label_confidence'] = soft_label_confidence(
-        shares.observe(read_offset_logits(s['logits_path'], num_classes, offset) for s in samples),
-        args.kd_temperature)
+        shares.observe(labelled_logits(s) for s in samples), args.kd_temperature)
+    if masked:  # the label measures count the labelled pixels only
+        results['label_mask'] = dict(labelled_share=mask_count[0] / max(mask_count[1], 1),
+                                     note='label shares, confidence and consistency count the labelled pixels of '
+                                          'the valid/ masks only')
     results['label_shares'] = shares.shares(real_label_maps(args.real_root, args.real_type, real_paths))
     if extractor is not None:
         results['fid_is'] = compute_fid_is(real_images(), gen_images(), extractor, batch_size=args.batch_size)
@@ -270,9 +295,9 @@ def run(args: argparse.Namespace) -> Dict:
         results['fid_is'] = None
         results['fid_is_skipped'] = f'no Inception weights given (--inception PATH to {INCEPTION_FILE})'
     if predictor is not None:
-        pairs = ((read_daug_image(s['img_path']), read_offset_logits(s['logits_path'], num_classes, offset))
-                 for s in samples)
-        results['label_consistency'] = label_image_consistency(predictor, pairs, num_classes, classes)
+        pairs = ((read_daug_image(s['img_path']), labelled_map(s)) for s in samples)
+        results['label_consistency'] = label_image_consistency(predictor, pairs, num_classes, classes,
+                                                               ignore_index=IGNORE_INDEX)
         results['segmentor'] = dict(config=osp.abspath(args.seg_config),
                                     checkpoint=osp.abspath(args.seg_checkpoint))
     else:

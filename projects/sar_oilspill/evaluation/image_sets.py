@@ -39,8 +39,9 @@ def load_daug(root: str, max_samples: Optional[int] = None) -> Tuple[Dict, List[
         max_samples: Keep the first ``max_samples`` pairs in name order (all when ``None`` or larger).
 
     Returns:
-        (manifest, samples): each sample is ``dict(name, img_path, logits_path)``; read them with
-        :func:`read_daug_image` / :func:`read_daug_logits`.
+        (manifest, samples): each sample is ``dict(name, img_path, logits_path, valid_path)``; read them with
+        :func:`read_daug_image` / :func:`read_daug_logits` / :func:`read_daug_valid`. ``valid_path`` (the label
+        mask, non-zero where the pixel carries a label) is ``None`` unless the manifest says ``label_mask``.
 
     Raises:
         FileNotFoundError: naming ``root`` and the expected layout when it is not a D_aug folder.
@@ -51,7 +52,9 @@ def load_daug(root: str, max_samples: Optional[int] = None) -> Tuple[Dict, List[
     names = folder.sample_names(manifest)
     if max_samples is not None:
         names = names[:max_samples]
-    samples = [dict(name=n, img_path=folder.image_path(n), logits_path=folder.logits_path(n)) for n in names]
+    masked = folder.has_label_mask(manifest)
+    samples = [dict(name=n, img_path=folder.image_path(n), logits_path=folder.logits_path(n),
+                    valid_path=folder.valid_path(n) if masked else None) for n in names]
     return manifest, samples
 
 

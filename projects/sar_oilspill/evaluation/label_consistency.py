@@ -13,11 +13,12 @@ from .oilspill_metric import confusion_to_metrics
 
 def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndarray],
                             pairs: Iterable[Tuple[np.ndarray, np.ndarray]], num_classes: int,
-                            class_names: Optional[Sequence[str]] = None) -> Dict:
+                            class_names: Optional[Sequence[str]] = None, ignore_index: int = 255) -> Dict:
     """Score a segmenter's prediction on generated images against the generated labels.
 
     For each (image, logits) pair, ``segmentor_predict_fn(image)`` gives an (H, W) class map; the reference is
-    ``argmax`` over the K generated logits (or the label map itself when an (H, W) integer map is given).
+    ``argmax`` over the K generated logits (or the label map itself when an (H, W) integer map is given; its pixels
+    equal to ``ignore_index``, e.g. those a masked D_aug leaves unlabelled, are left out of every count).
     Pixel areas are accumulated over all pairs and turned into per-class IoU with the project's metric code
     (:func:`confusion_to_metrics`); classes absent from both prediction and reference (IoU NaN) are left out
     of the mean, as mmseg does.
@@ -27,11 +28,12 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
         pairs: Iterable of (image, logits (K, H, W) or label (H, W)).
         num_classes: K.
         class_names: Names for the per-class entries (default ``'0'``, ``'1'``, ...).
+        ignore_index: Label value of unlabelled pixels in an (H, W) label map. Defaults to 255.
 
     Returns:
         ``dict(mIoU, mF1, aAcc, IoU={name: value}, F1={name: value}, num_images, num_pixels, pred_share={name:
         value}, label_share={name: value})``, values in [0, 1] (not %); NaN for classes that never occur; the shares
-        are of all pixels, predicted by the segmenter and in the generated labels.
+        are of all counted pixels, predicted by the segmenter and in the generated labels.
     """
     names = [str(k) for k in range(num_classes)] if class_names is None else list(class_names)
     if len(names) != num_classes:
@@ -58,8 +60,11 @@ def label_image_consistency(segmentor_predict_fn: Callable[[np.ndarray], np.ndar
             bad = np.unique(pred)[:10].tolist()
             raise ValueError(f'label_image_consistency: predicted classes {bad} are not all in '
                              f'0..{num_classes - 1}')
+        keep = label != ignore_index
+        label, pred = label[keep], pred[keep]
         if label.size and (label.min() < 0 or label.max() >= num_classes):
-            raise ValueError(f'label_image_consistency: label values outside 0..{num_classes - 1}')
+            raise ValueError(f'label_image_consistency: label values outside 0..{num_classes - 1} and '
+                             f'{ignore_index} (unlabelled)')
         conf = np.bincount(label.ravel() * num_classes + pred.ravel(), minlength=num_classes ** 2)
         conf = conf.reshape(num_classes, num_classes).astype(np.float64)  # rows: label, cols: prediction
         tp = np.diag(conf)
