@@ -60,17 +60,17 @@ def _batch(seed=0, n=3, h=6, w=5):
     return samples, labels, soft, soft_valid
 
 
-def _reference(logits, labels, soft, soft_valid):
-    """Eq. 8-10 with generalised Dice, pixel by pixel in float64 NumPy."""
+def _reference(logits, labels, soft, soft_valid, dice_t=1.0):
+    """Eq. 8-10 with generalised Dice, pixel by pixel in float64 NumPy (the Dice's soft targets at ``dice_t``)."""
     hard = labels != 255
     q = _softmax(logits, 1)
     ce = -np.log(np.take_along_axis(q, np.where(hard, labels, 0)[:, None], 1)[:, 0])[hard].mean()
     p_t = _softmax(soft / T, 1)
     kd = T * T * -(p_t * np.log(_softmax(logits / T, 1))).sum(1)[soft_valid].mean()
-    # Dice target: hard one-hot, else the teacher's softmax (T = 1), else masked
+    # Dice target: hard one-hot, else the teacher's softmax (at dice_t, default 1), else masked
     target = np.zeros_like(q)
     for k in range(K):
-        target[:, k] = np.where(hard, labels == k, np.where(soft_valid, _softmax(soft, 1)[:, k], 0.))
+        target[:, k] = np.where(hard, labels == k, np.where(soft_valid, _softmax(soft / dice_t, 1)[:, k], 0.))
     valid = (hard | soft_valid)[:, None]
     inter = (q * target * valid).sum((0, 2, 3))
     psum, tsum = (q * valid).sum((0, 2, 3)), (target * valid).sum((0, 2, 3))
@@ -97,6 +97,33 @@ def test_stock_head_losses_match_independent_computation(name):
     assert set(got) == set(want)
     for key, value in want.items():
         assert got[key].item() == pytest.approx(value, rel=1e-5), key
+
+
+def test_dice_soft_temperature_softens_the_teacher_targets_only():
+    """SoftDiceLoss(soft_temperature=T_d): the Dice's target is softmax(teacher logits / T_d) where a pixel has only
+    soft labels, the hard one-hot elsewhere (NumPy reference); CE and KD are unchanged; T_d must be > 0."""
+    losses = copy.deepcopy(LOSSES)
+    losses[2]['soft_temperature'] = T
+    head = MODELS.build(dict(HEADS['FCNHead'], loss_decode=losses))
+    enable_soft_labels(head)
+    samples, labels, soft, soft_valid = _batch()
+    logits = torch.randn(3, K, 6, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    got = head.loss_by_feat(logits, samples)
+    want = _reference(logits.numpy(), labels, soft, soft_valid, dice_t=T)
+    for key, value in want.items():
+        assert got[key].item() == pytest.approx(value, rel=1e-5), key
+    at_1 = _reference(logits.numpy(), labels, soft, soft_valid)
+    assert abs(at_1['loss_dice'] - want['loss_dice']) > 1e-3  # the knob changes the Dice term ...
+    assert at_1['loss_kd'] == want['loss_kd'] and at_1['loss_ce'] == want['loss_ce']  # ... and only it
+    hard_only = [samples[0]]  # no soft labels: the temperature has nothing to act on
+    base = MODELS.build(dict(HEADS['FCNHead'], loss_decode=LOSSES))
+    enable_soft_labels(base)
+    base.load_state_dict(head.state_dict())
+    assert base.loss_by_feat(logits[:1], hard_only)['loss_dice'].item() == pytest.approx(
+        head.loss_by_feat(logits[:1], hard_only)['loss_dice'].item(), rel=1e-12)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match='soft_temperature'):
+            SoftDiceLoss(soft_temperature=bad)
 
 
 CLASS_WEIGHT = [1.0, 3.0, 0.5]

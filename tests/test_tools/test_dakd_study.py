@@ -208,6 +208,31 @@ def test_teacher_cat_max_ratio_reaches_the_teacher_config_only_when_set(tmp_path
         assert f'--teacher-cat-max-ratio {float(bad)}' in capsys.readouterr().err
 
 
+def test_dice_temperature_reaches_the_dakd_students_dice_only_when_set(tmp_path, capsys):
+    """--dice-temperature: SoftDiceLoss(soft_temperature) of the DAKD students, recorded in their settings; without
+    it the settings (and so earlier work-dirs' runs) are as before; the real-only student is untouched."""
+    from mmengine.config import Config
+    study = _load_study()
+    teacher = dict(settings=dict(source='test'), daug_dir=str(tmp_path / 'daug'))
+    for extra, t in (([], None), (['--dice-temperature', '2'], 2.0)):
+        a = study.parse_args(['--data-root', str(tmp_path), '--models', 'saross_tiny'] + extra)
+        s = study.student_settings(a, 'saross_tiny', 'dakd', 0, teacher)
+        assert s.get('dice_temperature') == t and ('dice_temperature' in s) == (t is not None)
+        assert 'dice_temperature' not in study.student_settings(a, 'saross_tiny', 'real', 0, None)
+        run_dir = tmp_path / f'run_{t}'
+        run_dir.mkdir()
+        path, opts = study.student_config(a, str(run_dir), dict(s, teacher_daug_dir=teacher['daug_dir']))
+        cfg = Config.fromfile(path)
+        cfg.merge_from_dict(opts)
+        dice = [loss for loss in cfg.model.decode_head.loss_decode if loss['type'] == 'SoftDiceLoss']
+        assert len(dice) == 1 and dice[0].get('soft_temperature', 1.0) == (t or 1.0)
+        kd = [loss for loss in cfg.model.decode_head.loss_decode if loss['type'] == 'KDLoss']
+        assert kd[0]['temperature'] == 2.0
+    with pytest.raises(SystemExit):
+        study.parse_args(['--data-root', 'x', '--dice-temperature', '0'])
+    assert '--dice-temperature 0.0' in capsys.readouterr().err
+
+
 def test_summary_means_over_seeds_and_paired_differences():
     study = _load_study()
     a = study.parse_args(['--data-root', 'x', '--models', 'saross_tiny', '--seeds', '0', '1'])

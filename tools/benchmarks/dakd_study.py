@@ -114,6 +114,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="'same': real-only students use the DAKD config's model and losses; 'config': the "
                         "baseline config as it is")
     g.add_argument('--kd-temperature', type=float, default=2.0, help='KD temperature T of the DAKD loss')
+    g.add_argument('--dice-temperature', type=float, default=None,
+                   help="temperature of the teacher's softmax that the DAKD students' Dice takes as its target on "
+                        "generated pixels (SoftDiceLoss soft_temperature; default: the configs' 1, the teacher's own "
+                        "estimate; the KD temperature makes the Dice targets no harder than the KD ones)")
     g.add_argument('--decoder-act', choices=['relu', 'leaky'], default='relu',
                    help="activation of the students' decode head: 'relu', the configs' as they are; 'leaky', "
                         "LeakyReLU (slope 0.1), which keeps a gradient where a ReLU stage is dead (see the README on "
@@ -153,6 +157,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ('iters', 'batch', 'val_interval', 'teacher_crop', 'teacher_batch', 'gen_steps', 'gen_batch'):
         if getattr(a, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(a, name)}')
+    if a.dice_temperature is not None and not a.dice_temperature > 0:
+        p.error(f'--dice-temperature {a.dice_temperature}: expected a temperature > 0')
     if a.teacher_cat_max_ratio is not None and not 0 < a.teacher_cat_max_ratio <= 1:
         p.error(f'--teacher-cat-max-ratio {a.teacher_cat_max_ratio}: expected a share in (0, 1]')
     if a.gen_samples is not None and a.gen_samples < 1:
@@ -362,6 +368,11 @@ def run_real_crops(a, work_dir: str, split: Dict) -> Dict:
     return result
 
 
+def dice_note(a) -> str:
+    """``'; Dice targets at T = x'`` for the summary when --dice-temperature is set, else ``''``."""
+    return '' if a.dice_temperature is None else f"; Dice targets: the teacher's softmax at T = {a.dice_temperature}"
+
+
 def is_control(teacher: Optional[Dict]) -> bool:
     """True for the D_aug of the real-crop control (:func:`run_real_crops`), False for a teacher's or none."""
     return teacher is not None and teacher['settings'].get('source') == 'real_crops'
@@ -450,6 +461,8 @@ def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[D
         mosaic = grid if grid > 1 else False  # tiles per side of the student's input
         s.update(teacher=teacher['settings'], kd_temperature=a.kd_temperature, mosaic=mosaic,
                  tile_uses_per_epoch=a.tile_uses if a.tile_uses is not None else float(grid * grid))
+        if a.dice_temperature is not None:  # only when set: earlier runs' settings stay the same
+            s['dice_temperature'] = a.dice_temperature
     if variant in LABELLED_VARIANTS:
         s['relabelled_by'] = dict(run=labeller['name'], checkpoint=labeller['best_checkpoint'],
                                   checkpoint_sha256=labeller['best_checkpoint_sha256'])
@@ -472,6 +485,12 @@ def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
         kd = [i for i, loss in enumerate(losses) if loss['type'] == 'KDLoss']
         if len(kd) != 1:
             raise RuntimeError(f'{base}: expected one KDLoss in model.decode_head.loss_decode, found {len(kd)}')
+        if s.get('dice_temperature') is not None:
+            dice = [i for i, loss in enumerate(losses) if loss['type'] == 'SoftDiceLoss']
+            if len(dice) != 1:
+                raise RuntimeError(f'{base}: expected one SoftDiceLoss in model.decode_head.loss_decode, '
+                                   f'found {len(dice)}')
+            opts[f'model.decode_head.loss_decode.{dice[0]}.soft_temperature'] = s['dice_temperature']
         opts.update({'train_dataloader.dataset.synthetic.data_root': osp.abspath(s['teacher_daug_dir']),
                      'train_dataloader.dataset.synthetic.mosaic': s['mosaic'],
                      'train_dataloader.dataset.synthetic.tile_uses_per_epoch': s['tile_uses_per_epoch'],
@@ -722,7 +741,7 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
         ts = teacher['settings']
         lines += ['', f'D_aug control (no teacher): {teacher["num_tiles"]} crops of {ts["gen_size"]}x{ts["gen_size"]} '
                   f'of the train-part tiles with their own labels as logits (margin {ts["margin"]}), '
-                  f'tools/dataset_tools/real_to_daug.py; KD temperature {a.kd_temperature}; '
+                  f'tools/dataset_tools/real_to_daug.py; KD temperature {a.kd_temperature}{dice_note(a)}; '
                   f'{fmt_min(teacher["total_s"])}.']
     elif teacher is not None:
         ts = teacher['settings']
@@ -732,7 +751,7 @@ def summarise(a, split: Dict, runs: List[Dict], teacher: Optional[Dict], quality
                   + (f' (cat_max_ratio {ts["crop_cat_max_ratio"]})' if ts.get('crop_cat_max_ratio') else '')
                   + f', batch {ts["batch"]}; {teacher["num_tiles"]} tiles of '
                   f'{ts["gen_size"]}x{ts["gen_size"]} at {ts["gen_steps"]} DDIM steps; KD temperature '
-                  f'{a.kd_temperature}. CPU time: '
+                  f'{a.kd_temperature}{dice_note(a)}. CPU time: '
                   + ', '.join(f'{k[:-2].replace("_", " ")} {fmt_min(v)}' for k, v in teacher['cpu_times_s'].items())
                   + f' (total {fmt_min(teacher["total_s"])}).']
     if quality is not None and quality.get('results'):

@@ -5,6 +5,9 @@
 # Dice: Sudre et al.'s generalised Dice (class weights 1 / (target mass)^2), which the paper cites "to mitigate the
 # class imbalance"; the plain class-mean Dice is one key away:
 #   --cfg-options model.decode_head.loss_decode.2.use_generalised_weights=False
+# The Dice's target on a pixel with teacher logits only is softmax(logits / soft_temperature), 1 by default (the
+# teacher's own estimate); the KD temperature makes it no harder than the KD target:
+#   --cfg-options model.decode_head.loss_decode.2.soft_temperature=2.0
 # Used through {{_base_.dakd_loss_decode}}: a decode head configured with it needs a SoftLabelEncoderDecoder.
 dakd_loss_decode = [
     dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),

@@ -20,8 +20,9 @@ dispatches on the loss's ``soft_target`` attribute:
   valid_mask=soft_valid)``.
 * ``'probs'`` (:class:`SoftDiceLoss`): ``loss(logits, probs, valid_mask=valid)``
   with, per pixel, the one-hot hard label where there is one, otherwise the
-  teacher's probabilities ``softmax(teacher_logits)`` (temperature 1, the
-  teacher's own estimate), otherwise masked.
+  teacher's probabilities ``softmax(teacher_logits / T)`` (T is the loss's
+  ``soft_temperature``, default 1: the teacher's own estimate), otherwise
+  masked.
 
 :class:`SoftLabelLossMixin` is mmseg's ``BaseDecodeHead.loss_by_feat`` (same
 loop, same resize, same sampler, same ``acc_seg``) on these targets.
@@ -129,7 +130,7 @@ class SegTargets:
         self.soft_valid = soft_valid
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self._probs = None
+        self._probs = {}  # temperature -> probs
 
     @classmethod
     def from_data_samples(cls, batch_data_samples: SampleList,
@@ -190,20 +191,22 @@ class SegTargets:
         """(N, H, W) bool: pixels with a hard or a soft label."""
         return self.hard_valid | self.soft_valid
 
-    def probs(self) -> Tensor:
+    def probs(self, temperature: float = 1.0) -> Tensor:
         """(N, K, H, W) target probabilities: hard one-hot, else the teacher's
-        ``softmax`` (T = 1) where it has soft labels, else 0."""
-        if self._probs is None:
+        ``softmax(logits / temperature)`` where it has soft labels, else 0."""
+        temperature = float(temperature)
+        if temperature not in self._probs:
             hard = self.hard_valid
             labels = torch.where(hard, self.labels, torch.zeros_like(self.labels))
             probs = F.one_hot(labels.long(), self.num_classes).permute(
                 0, 3, 1, 2).float() * hard.unsqueeze(1)
             if self.soft_logits is not None:
                 use = (self.soft_valid & ~hard).unsqueeze(1)
-                teacher = F.softmax(self.soft_logits.float(), dim=1)
+                teacher = F.softmax(self.soft_logits.float() / temperature,
+                                    dim=1)
                 probs = torch.where(use, teacher, probs)
-            self._probs = probs
-        return self._probs
+            self._probs[temperature] = probs
+        return self._probs[temperature]
 
     def acc_labels(self) -> Tensor:
         """(N, H, W) labels for ``acc_seg``: hard label, else the teacher's
@@ -213,12 +216,14 @@ class SegTargets:
         use = self.soft_valid & ~self.hard_valid
         return torch.where(use, self.soft_logits.argmax(dim=1), self.labels)
 
-    def target(self, kind: str) -> Tuple[Tensor, Tensor]:
+    def target(self, kind: str,
+               temperature: float = 1.0) -> Tuple[Tensor, Tensor]:
         """(target, valid mask) of a soft-label loss.
 
         Args:
             kind (str): ``'logits'`` (teacher logits, pixels that carry them)
                 or ``'probs'`` (see :meth:`probs`, pixels with any label).
+            temperature (float): Of the teacher's softmax in ``'probs'``.
         """
         if kind == 'logits':
             logits = self.soft_logits
@@ -228,7 +233,7 @@ class SegTargets:
                     dtype=torch.float32)
             return logits, self.soft_valid
         if kind == 'probs':
-            return self.probs(), self.valid
+            return self.probs(temperature), self.valid
         raise ValueError(f'soft_target={kind!r}; expected one of {SOFT_TARGETS}')
 
     def loss(self, loss_fn: nn.Module, seg_logits: Tensor,
@@ -253,7 +258,8 @@ class SegTargets:
         if kind not in SOFT_TARGETS:
             raise ValueError(f'{type(loss_fn).__name__}.soft_target={kind!r}; '
                              f'expected one of {SOFT_TARGETS} or no attribute')
-        target, valid = self.target(kind)
+        target, valid = self.target(
+            kind, getattr(loss_fn, 'soft_temperature', 1.0))
         return loss_fn(seg_logits, target, valid_mask=valid)
 
 

@@ -61,6 +61,12 @@ class SoftDiceLoss(nn.Module):
         loss_weight (float): Multiplies the loss. Defaults to 1.0.
         align_corners (bool): For the resize of the logits. Defaults to False.
         loss_name (str): Key in the loss dict. Defaults to ``'loss_dice'``.
+        soft_temperature (float): Temperature ``T`` of the teacher's softmax
+            that a soft-label decode head passes as the target where a pixel
+            has teacher logits and no hard label: ``softmax(logits / T)``.
+            Defaults to 1.0 (the teacher's own estimate); the KD temperature
+            (e.g. 2) makes the Dice targets no harder than the KD ones. Read
+            by ``SegTargets.loss``; a target passed directly is used as is.
     """
 
     def __init__(self,
@@ -69,8 +75,13 @@ class SoftDiceLoss(nn.Module):
                  ignore_index: int = 255,
                  loss_weight: float = 1.0,
                  align_corners: bool = False,
-                 loss_name: str = 'loss_dice') -> None:
+                 loss_name: str = 'loss_dice',
+                 soft_temperature: float = 1.0) -> None:
         super().__init__()
+        if not soft_temperature > 0:
+            raise ValueError(f'SoftDiceLoss: soft_temperature={soft_temperature} '
+                             'must be > 0')
+        self.soft_temperature = float(soft_temperature)
         if smooth is None:
             smooth = 0.0 if use_generalised_weights else 1.0
         if smooth < 0:
