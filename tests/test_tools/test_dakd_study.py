@@ -233,6 +233,19 @@ def test_dice_temperature_reaches_the_dakd_students_dice_only_when_set(tmp_path,
     assert '--dice-temperature 0.0' in capsys.readouterr().err
 
 
+def test_real_crop_margin_sets_the_controls_labels(tmp_path, capsys):
+    """--real-crop-margin: the control's logit margin, in its settings (the default, 8, as before the flag)."""
+    study = _load_study()
+    split = dict(num_train=30)
+    a = study.parse_args(['--data-root', str(tmp_path), '--daug-source', 'real-crops'])
+    assert study.real_crops_settings(a, split)['margin'] == 8.0 == study.REAL_CROP_MARGIN
+    a = study.parse_args(['--data-root', str(tmp_path), '--daug-source', 'real-crops', '--real-crop-margin', '2'])
+    assert study.real_crops_settings(a, split)['margin'] == 2.0
+    with pytest.raises(SystemExit):
+        study.parse_args(['--data-root', 'x', '--real-crop-margin', '0'])
+    assert '--real-crop-margin 0.0' in capsys.readouterr().err
+
+
 def test_summary_means_over_seeds_and_paired_differences():
     study = _load_study()
     a = study.parse_args(['--data-root', 'x', '--models', 'saross_tiny', '--seeds', '0', '1'])

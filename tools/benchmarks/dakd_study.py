@@ -72,7 +72,7 @@ DAKD_VARIANTS = ('dakd', 'dakd-relabel', 'dakd-agreed')
 #: the variants whose D_aug is written from the teacher's by the real-only student: variant -> (--labels, folder)
 LABELLED_VARIANTS = {'dakd-relabel': ('segmentor', 'relabel'), 'dakd-agreed': ('source-agreed', 'agreed')}
 TEACHER_CONFIG = 'configs/sar_jointnet/sos_alos_tiny_cpu.py'
-REAL_CROP_MARGIN = 8.0  # logit of the labelled class of the --daug-source real-crops control (softmax at T=2: 0.98)
+REAL_CROP_MARGIN = 8.0  # default logit of the labelled class of the real-crop control (softmax at T=2: 0.98)
 LEAKY_SLOPE = 0.1  # --decoder-act leaky, as configs/saross/synthetic_tiny.py
 STUDENT_CROP = 256  # SOS tiles
 METRIC_KEYS = ('mIoU', 'IoU.oil_spill', 'IoU.background', 'mF1', 'aAcc')
@@ -131,6 +131,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "'real-crops', the control: --gen-samples crops of --gen-size of the train-part tiles with "
                         "their own labels as near one-hot logits (tools/dataset_tools/real_to_daug.py; no teacher "
                         "is trained), what a generator that reproduced its training set exactly would give")
+    g.add_argument('--real-crop-margin', type=float, default=REAL_CROP_MARGIN,
+                   help='the real-crop control\'s logit of the labelled class (0 for the others): how hard its labels '
+                        'are (8: 0.98 after softmax at T = 2, 2: 0.73)')
     g.add_argument('--teacher-iters', type=int, nargs=3, default=[300, 300, 300], metavar=('S1', 'S2', 'S3'),
                    help='iterations of the 3 training stages')
     g.add_argument('--teacher-crop', type=int, default=64, help='training crop of SAR-JointNet')
@@ -157,6 +160,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ('iters', 'batch', 'val_interval', 'teacher_crop', 'teacher_batch', 'gen_steps', 'gen_batch'):
         if getattr(a, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(a, name)}')
+    if not a.real_crop_margin > 0:
+        p.error(f'--real-crop-margin {a.real_crop_margin}: expected a logit margin > 0')
     if a.dice_temperature is not None and not a.dice_temperature > 0:
         p.error(f'--dice-temperature {a.dice_temperature}: expected a temperature > 0')
     if a.teacher_cat_max_ratio is not None and not 0 < a.teacher_cat_max_ratio <= 1:
@@ -341,11 +346,16 @@ def teacher_config_body(settings: Dict) -> str:
             f"checkpoint=dict(interval={total}, max_keep_ckpts=1))\n")
 
 
+def real_crops_settings(a, split: Dict) -> Dict:
+    """What the real-crop control's D_aug depends on (its margin: ``--real-crop-margin``)."""
+    return dict(source='real_crops', config=TEACHER_CONFIG, sensor=a.sensor, data_root=osp.abspath(a.data_root),
+                split=split_cfg(a, 'train'), num_train=split['num_train'], seed=a.teacher_seed,
+                margin=a.real_crop_margin, gen_size=a.gen_size, gen_samples=a.gen_samples or split['num_train'])
+
+
 def run_real_crops(a, work_dir: str, split: Dict) -> Dict:
     """The control D_aug: crops of the train-part tiles with their own labels (tools/dataset_tools/real_to_daug.py)."""
-    settings = dict(source='real_crops', config=TEACHER_CONFIG, sensor=a.sensor, data_root=osp.abspath(a.data_root),
-                    split=split_cfg(a, 'train'), num_train=split['num_train'], seed=a.teacher_seed,
-                    margin=REAL_CROP_MARGIN, gen_size=a.gen_size, gen_samples=a.gen_samples or split['num_train'])
+    settings = real_crops_settings(a, split)
     out = osp.join(work_dir, 'real_crops.json')
     done = same_settings(out, settings)
     if done is not None:
@@ -359,7 +369,7 @@ def run_real_crops(a, work_dir: str, split: Dict) -> Dict:
     print(f'[real crops] {n} crops of {a.gen_size}x{a.gen_size} of the train part with their labels ...', flush=True)
     seconds = run_tool('tools/dataset_tools/real_to_daug.py', [
         TEACHER_CONFIG, '--out-dir', daug, '--num-samples', str(n), '--size', str(a.gen_size), '--seed',
-        str(a.teacher_seed), '--margin', str(REAL_CROP_MARGIN),
+        str(a.teacher_seed), '--margin', str(settings['margin']),
         *cfg_options(dataset_opts('train_dataloader.dataset', data_paths(a)['train'], split_cfg(a, 'train')))],
         log_path=osp.join(rdir, 'real_crops.log'))
     result = dict(settings=settings, daug_dir=daug, num_tiles=n, cpu_times_s=dict(real_crops_s=round(seconds, 1)),
