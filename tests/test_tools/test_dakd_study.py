@@ -339,7 +339,7 @@ def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
                 '--models', 'saross_tiny', '--variants', 'dakd', '--seeds', '0', '--iters', '1', '--val-interval', '1',
                 '--batch', '2', '--val-fraction', '0.02', '--num-workers', '0', '--gen-samples', '5',
                 '--daug-source', 'real-crops', '--train-size', '20', '--decoder-act', 'leaky',
-                '--work-dir', str(work)])
+                '--real-crop-margin', '3', '--work-dir', str(work)])
     out = capsys.readouterr().out
     split = json.load(open(work / 'split' / 'split.json'))
     assert split['num_train'] == 20 and split['num_val'] == 8 and split['train_size'] == 20
@@ -348,6 +348,12 @@ def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
     assert control['settings']['source'] == 'real_crops' and control['num_tiles'] == 5
     manifest = json.load(open(osp.join(control['daug_dir'], 'manifest.json')))
     assert manifest['complete'] and len(manifest['samples']) == 5 and manifest['size'] == [64, 64]
+    # --real-crop-margin 3: the labelled class's logit 3, the other 0, at every pixel of every crop
+    assert control['settings']['margin'] == 3.0
+    import numpy as np
+    for name in sorted(os.listdir(osp.join(control['daug_dir'], 'logits'))):
+        z = np.load(osp.join(control['daug_dir'], 'logits', name)).astype(np.float64)
+        assert np.allclose(np.sort(z, 0)[-1], 3.0) and np.allclose(np.sort(z, 0)[:-1], 0.0)
     train_ids = set(open(work / 'split' / 'train.txt').read().split())
     assert len(train_ids) == 20 and not train_ids & set(open(work / 'split' / 'val.txt').read().split())
     assert all(osp.basename(s['tile'])[:-len('_sat.jpg')] in train_ids for s in manifest['samples'])
@@ -366,4 +372,5 @@ def test_study_real_crop_control(sos_mini, tmp_path, capsys, monkeypatch):
     assert 'label_consistency' not in quality['results'] or not quality['results']['label_consistency']
     summary = open(work / 'summary.md').read()
     assert summary in out and '| saross_tiny | real + real crops (DAKD control) | 1 |' in summary
+    assert '(margin 3.0)' in summary
     assert 'D_aug control (no teacher): 5 crops of 64x64' in summary and '--train-size 20' in summary and 'Teacher (once' not in summary
