@@ -379,7 +379,8 @@ def run_real_crops(a, work_dir: str, split: Dict) -> Dict:
 
 
 def dice_note(a) -> str:
-    """``'; Dice targets at T = x'`` for the summary when --dice-temperature is set, else ``''``."""
+    """``"; Dice targets: the teacher's softmax at T = x"`` for the summary when --dice-temperature is set, else
+    ``''``."""
     return '' if a.dice_temperature is None else f"; Dice targets: the teacher's softmax at T = {a.dice_temperature}"
 
 
@@ -479,6 +480,14 @@ def student_settings(a, model: str, variant: str, seed: int, teacher: Optional[D
     return s
 
 
+def loss_index(losses: List[Dict], loss_type: str, base: str) -> int:
+    """Position of the one ``loss_type`` in a config's ``model.decode_head.loss_decode`` (``base`` names it)."""
+    found = [i for i, loss in enumerate(losses) if loss['type'] == loss_type]
+    if len(found) != 1:
+        raise RuntimeError(f'{base}: expected one {loss_type} in model.decode_head.loss_decode, found {len(found)}')
+    return found[0]
+
+
 def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
     """Write the run's config; returns it with the --cfg-options of its data."""
     from mmengine.config import Config
@@ -492,19 +501,14 @@ def student_config(a, run_dir: str, s: Dict) -> (str, Dict):
         base = MODELS[s['model']][1]
         real_key = 'train_dataloader.dataset.real'
         losses = Config.fromfile(osp.join(ROOT, base)).model.decode_head.loss_decode
-        kd = [i for i, loss in enumerate(losses) if loss['type'] == 'KDLoss']
-        if len(kd) != 1:
-            raise RuntimeError(f'{base}: expected one KDLoss in model.decode_head.loss_decode, found {len(kd)}')
+        kd = loss_index(losses, 'KDLoss', base)
         if s.get('dice_temperature') is not None:
-            dice = [i for i, loss in enumerate(losses) if loss['type'] == 'SoftDiceLoss']
-            if len(dice) != 1:
-                raise RuntimeError(f'{base}: expected one SoftDiceLoss in model.decode_head.loss_decode, '
-                                   f'found {len(dice)}')
-            opts[f'model.decode_head.loss_decode.{dice[0]}.soft_temperature'] = s['dice_temperature']
+            opts[f'model.decode_head.loss_decode.{loss_index(losses, "SoftDiceLoss", base)}.soft_temperature'] = \
+                s['dice_temperature']
         opts.update({'train_dataloader.dataset.synthetic.data_root': osp.abspath(s['teacher_daug_dir']),
                      'train_dataloader.dataset.synthetic.mosaic': s['mosaic'],
                      'train_dataloader.dataset.synthetic.tile_uses_per_epoch': s['tile_uses_per_epoch'],
-                     f'model.decode_head.loss_decode.{kd[0]}.temperature': s['kd_temperature']})
+                     f'model.decode_head.loss_decode.{kd}.temperature': s['kd_temperature']})
     elif a.real_only_loss == 'same':
         base = MODELS[s['model']][1]  # the DAKD model and losses, trained on the real part only
         real = Config.fromfile(osp.join(ROOT, base)).train_dataloader.dataset.real.to_dict()
